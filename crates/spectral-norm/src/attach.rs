@@ -1,0 +1,224 @@
+//! `spectral_norm`: validate the request against the module, then attach the state.
+
+use burn::module::{Module, ModuleVisitor, Param, Reparameterization, Reparameterizer};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+
+use crate::buffer::Buffer;
+use crate::matrix::{Normalization, normalize};
+use crate::{SpectralNorm, SpectralNormConfig, SpectralNormError};
+
+/// Attaches spectral normalization to one parameter of `module` and returns the new module;
+/// `module` itself is left as it was, also when an error is returned.
+///
+/// The module keeps its type and its `forward`: [`Param::val`] now yields `W / σ`. Works on
+/// any Burn module. `config.name` is the parameter's path (`"weight"` for a layer,
+/// `"disc.fc.weight"` deeper down); `config.dim = None` picks the output axis when the
+/// parameter belongs to a Burn layer (see [`default_dim`]).
+///
+/// The vectors `u` (`[h]`) and `v` (`[w]`) are drawn from N(0, 1) with the device's random
+/// generator, in the parameter's dtype, and normalized.
+///
+/// ```
+/// use burn::nn::LinearConfig;
+/// use burn::prelude::*;
+/// use spectral_norm::{SpectralNormConfig, spectral_norm};
+///
+/// let device = Device::flex().autodiff();
+/// let layer = LinearConfig::new(8, 4).init(&device);
+/// let layer = spectral_norm(&layer, &SpectralNormConfig::new()).unwrap();
+/// let y = layer.forward(Tensor::<2>::ones([2, 8], &device));
+/// assert_eq!(y.dims(), [2, 4]);
+/// ```
+///
+/// # Errors
+///
+/// See [`SpectralNormError`]: zero iterations, a NaN `eps`, an unknown path, a `dim` out of
+/// range or missing, a zero-sized axis, or a parameter that is already reparameterized.
+pub fn spectral_norm<M: Module>(
+    module: &M,
+    config: &SpectralNormConfig,
+) -> Result<M, SpectralNormError> {
+    if config.n_power_iterations == 0 {
+        return Err(SpectralNormError::ZeroPowerIterations);
+    }
+    if config.eps.is_nan() {
+        return Err(SpectralNormError::NanEps);
+    }
+    let target = Survey::run(module, &config.name)?;
+    let dim = match config.dim {
+        Some(dim) => dim,
+        None => default_dim(&target.owner).ok_or_else(|| SpectralNormError::DimRequired {
+            name: config.name.clone(),
+            owner: target.owner.clone(),
+        })?,
+    };
+    if dim >= target.shape.len() {
+        return Err(SpectralNormError::DimOutOfRange {
+            name: config.name.clone(),
+            dim,
+            shape: target.shape,
+        });
+    }
+    if target.shape.contains(&0) {
+        return Err(SpectralNormError::EmptyParameter {
+            name: config.name.clone(),
+            shape: target.shape,
+        });
+    }
+    let attach = Attach {
+        path: &config.name,
+        dim,
+        n_power_iterations: config.n_power_iterations,
+        eps: config.eps,
+    };
+    Ok(module.clone().apply_reparameterization(attach))
+}
+
+/// Paddle's `dim=None` rule for Burn's layers, from the type name of the module that owns the
+/// parameter: the axis that indexes the layer's outputs.
+///
+/// `Linear` stores `[d_input, d_output]` (as Paddle does) and `ConvTranspose*` stores
+/// `[in, out / groups, k…]`: axis 1. `Conv*`, `DeformConv2d` (`[out, in / groups, k…]`) and
+/// `Embedding` (`[n, d]`): axis 0. Other owners have no default.
+///
+/// ```
+/// assert_eq!(spectral_norm::default_dim("Struct:Linear"), Some(1));
+/// assert_eq!(spectral_norm::default_dim("Struct:Conv2d"), Some(0));
+/// assert_eq!(spectral_norm::default_dim("Struct:MyBlock"), None);
+/// ```
+pub fn default_dim(owner: &str) -> Option<usize> {
+    match owner.strip_prefix("Struct:")? {
+        "Linear" | "ConvTranspose1d" | "ConvTranspose2d" | "ConvTranspose3d" => Some(1),
+        "Conv1d" | "Conv2d" | "Conv3d" | "DeformConv2d" | "Embedding" => Some(0),
+        _ => None,
+    }
+}
+
+/// What the survey learned about the target parameter.
+struct Target {
+    shape: Vec<usize>,
+    owner: String,
+}
+
+/// A read-only pass over the module that finds the target parameter and checks that it can
+/// take a reparameterization, before anything is changed.
+struct Survey<'a> {
+    target: &'a str,
+    path: Vec<String>,
+    owners: Vec<String>,
+    found: Option<Target>,
+    inside_state: bool,
+    attached: Option<String>,
+    available: Vec<String>,
+}
+
+impl Survey<'_> {
+    fn run<M: Module>(module: &M, target: &str) -> Result<Target, SpectralNormError> {
+        let mut survey = Survey {
+            target,
+            path: Vec::new(),
+            owners: Vec::new(),
+            found: None,
+            inside_state: false,
+            attached: None,
+            available: Vec::new(),
+        };
+        module.visit(&mut survey);
+        let name = target.to_string();
+        match (survey.found, survey.attached) {
+            (None, _) => Err(SpectralNormError::ParameterNotFound {
+                name,
+                available: survey.available.join(", "),
+            }),
+            (Some(_), _) if survey.inside_state => Err(SpectralNormError::NotAParameter { name }),
+            (Some(_), Some(kind)) if kind == SpectralNorm::NAME => {
+                Err(SpectralNormError::AlreadyApplied { name })
+            }
+            (Some(_), Some(kind)) => Err(SpectralNormError::OtherReparameterization { name, kind }),
+            (Some(found), None) => Ok(found),
+        }
+    }
+
+    fn is_target(&self, path: &[String]) -> bool {
+        path.join(".") == self.target
+    }
+}
+
+impl ModuleVisitor for Survey<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        // A reparameterized parameter is visited as its base, followed by its state entered
+        // as a module of container type "Reparameterization" named after the state.
+        if container_type == "Reparameterization" && self.is_target(&self.path) {
+            self.attached = Some(name.to_string());
+        }
+        self.path.push(name.to_string());
+        self.owners.push(container_type.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+        self.owners.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let path = self.path.join(".");
+        let inside_state = self
+            .owners
+            .iter()
+            .any(|owner| owner == "Reparameterization");
+        if path == self.target {
+            self.inside_state = inside_state;
+            self.found = Some(Target {
+                shape: param.base().dims().to_vec(),
+                owner: self.owners.last().cloned().unwrap_or_default(),
+            });
+        } else if !inside_state {
+            self.available.push(path);
+        }
+    }
+}
+
+/// The reparameterizer: attaches fresh state to the one parameter at `path`.
+struct Attach<'a> {
+    path: &'a str,
+    dim: usize,
+    n_power_iterations: usize,
+    eps: f64,
+}
+
+impl Reparameterizer for Attach<'_> {
+    type Reparam = SpectralNorm;
+
+    fn reparameterize<const D: usize>(
+        &mut self,
+        path: &str,
+        param: Param<Tensor<D>>,
+    ) -> (Param<Tensor<D>>, Option<SpectralNorm>) {
+        if path != self.path {
+            return (param, None);
+        }
+        let base = param.base();
+        let dims = base.dims();
+        let rows = dims[self.dim];
+        let cols = dims.iter().product::<usize>() / rows;
+        let device = base.clone().without_autodiff().device();
+        let options = (&device, base.dtype());
+        let rule = Normalization::MaxEps(self.eps);
+        let random = |len: usize| {
+            normalize(
+                Tensor::random([len], Distribution::Normal(0.0, 1.0), options),
+                rule,
+            )
+        };
+        let state = SpectralNorm {
+            u: Buffer::new(random(rows)),
+            v: Buffer::new(random(cols)),
+            training: Param::from_bool(true),
+            dim: self.dim,
+            n_power_iterations: self.n_power_iterations,
+            eps: self.eps,
+        };
+        (param, Some(state))
+    }
+}

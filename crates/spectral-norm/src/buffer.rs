@@ -1,0 +1,117 @@
+//! A recorded, never-trainable tensor that a `&self` forward can overwrite.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use burn::module::{
+    Content, Module, ModuleDisplay, ModuleDisplayDefault, ModuleMapper, ModuleVisitor, Param,
+    ParamId,
+};
+use burn::tensor::{Device, Tensor};
+
+/// A persistent buffer: saved and loaded by Burn records, moved by `to_device`, never seen as
+/// trainable by an optimizer, and writable through `&self`.
+///
+/// Burn's [`RunningState`](burn::module::RunningState) is built for averaged statistics: it
+/// records the value from *before* the last update unless synced, and averages updates made on
+/// different threads. The power-iteration vectors need neither: every write is a complete unit
+/// vector, so the last writer wins and a record always holds the value after the last forward.
+///
+/// Clones share the value, as Burn's `RunningState` does (and as Paddle's state dict aliases its
+/// buffers): a forward through any clone of a module advances the vectors of all of them.
+/// [`valid`](Module::valid), [`fork`](Module::fork), [`to_device`](Module::to_device) and
+/// every [`map`](Module::map) (optimizer steps, record loads) produce an independent buffer.
+#[derive(Debug, Clone)]
+pub struct Buffer<const D: usize> {
+    id: ParamId,
+    value: Arc<Mutex<Tensor<D>>>,
+}
+
+impl<const D: usize> Buffer<D> {
+    /// A buffer holding `value` (gradient tracking removed).
+    pub fn new(value: Tensor<D>) -> Self {
+        Self::with_id(ParamId::new(), value)
+    }
+
+    fn with_id(id: ParamId, value: Tensor<D>) -> Self {
+        Self {
+            id,
+            value: Arc::new(Mutex::new(value.detach())),
+        }
+    }
+
+    /// The current value.
+    pub fn get(&self) -> Tensor<D> {
+        self.lock().clone()
+    }
+
+    /// Replaces the current value (gradient tracking removed).
+    pub fn set(&self, value: Tensor<D>) {
+        *self.lock() = value.detach();
+    }
+
+    /// The identifier under which records store this buffer.
+    pub fn id(&self) -> ParamId {
+        self.id
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tensor<D>> {
+        // A panic while the lock was held cannot leave a half-written tensor: writes are a
+        // single handle swap. So a poisoned lock still holds a valid value.
+        self.value.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn as_param(&self) -> Param<Tensor<D>> {
+        Param::initialized(self.id, self.get())
+    }
+}
+
+impl<const D: usize> Module for Buffer<D> {
+    fn visit<V: ModuleVisitor>(&self, visitor: &mut V) {
+        visitor.visit_float(&self.as_param());
+    }
+
+    fn map<M: ModuleMapper>(self, mapper: &mut M) -> Self {
+        let (id, tensor, _) = mapper.map_float(self.as_param()).consume();
+        Self::with_id(id, tensor.set_require_grad(false))
+    }
+
+    fn to_device(self, device: &Device) -> Self {
+        Self::with_id(self.id, self.get().to_device(device))
+    }
+
+    fn fork(self, device: &Device) -> Self {
+        self.to_device(device)
+    }
+
+    fn collect_devices(&self, mut devices: Vec<Device>) -> Vec<Device> {
+        let device = self.get().device();
+        if !devices.contains(&device) {
+            devices.push(device);
+        }
+        devices
+    }
+
+    fn materialize(self) -> Self {
+        self
+    }
+
+    fn valid(&self) -> Self {
+        Self::with_id(self.id, self.get().without_autodiff())
+    }
+
+    fn train(self) -> Self {
+        // The vectors are constants of the graph: they need no autodiff association, and the
+        // forward moves them to the weight's device on use.
+        self
+    }
+}
+
+impl<const D: usize> ModuleDisplayDefault for Buffer<D> {
+    fn content(&self, content: Content) -> Option<Content> {
+        content
+            .add_formatted(&format!("Buffer {{shape: {:?}}}", self.get().dims()))
+            .optional()
+    }
+}
+
+impl<const D: usize> ModuleDisplay for Buffer<D> {}

@@ -1,0 +1,83 @@
+//! Why spectral normalization could not be applied or computed.
+
+use thiserror::Error;
+
+/// Everything that can be refused. Every refusal leaves the caller's module unchanged.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum SpectralNormError {
+    /// `n_power_iterations` was 0; the hook form needs at least one step per use.
+    #[error("n_power_iterations must be at least 1 (got 0)")]
+    ZeroPowerIterations,
+
+    /// `eps` was NaN, which would silently disable the norm's lower bound.
+    #[error("eps must not be NaN")]
+    NanEps,
+
+    /// No float parameter has this path.
+    #[error("no float parameter named `{name}`; the module has: {available}")]
+    ParameterNotFound {
+        /// The path asked for.
+        name: String,
+        /// The float parameters the module does have, comma-separated.
+        available: String,
+    },
+
+    /// The path names the state of a reparameterization, not a parameter.
+    #[error("`{name}` is reparameterization state, not a parameter")]
+    NotAParameter {
+        /// The path asked for.
+        name: String,
+    },
+
+    /// `dim` is not an axis of the parameter.
+    #[error("dim {dim} is out of range for `{name}` with shape {shape:?}: allowed 0..{rank}", rank = shape.len())]
+    DimOutOfRange {
+        /// The parameter's path.
+        name: String,
+        /// The axis asked for (or the layer's default).
+        dim: usize,
+        /// The parameter's shape.
+        shape: Vec<usize>,
+    },
+
+    /// `dim = None` but the parameter's owner is not a layer with a known output axis.
+    #[error(
+        "no default dim for `{name}` (owned by `{owner}`): pass dim explicitly; defaults exist \
+         for Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d, DeformConv2d and Embedding"
+    )]
+    DimRequired {
+        /// The parameter's path.
+        name: String,
+        /// The type of the module that owns it.
+        owner: String,
+    },
+
+    /// Spectral normalization is already attached to this parameter.
+    #[error("spectral norm is already applied to `{name}`; remove it first")]
+    AlreadyApplied {
+        /// The parameter's path.
+        name: String,
+    },
+
+    /// Another reparameterization (LoRA, weight norm, …) is attached; Burn cannot nest them.
+    #[error("`{name}` already carries the `{kind}` reparameterization, and Burn cannot nest them")]
+    OtherReparameterization {
+        /// The parameter's path.
+        name: String,
+        /// The attached reparameterization's name.
+        kind: String,
+    },
+
+    /// The parameter has no elements along some axis: there is no matrix to normalize.
+    #[error("`{name}` has shape {shape:?}, with a zero-sized axis: nothing to normalize")]
+    EmptyParameter {
+        /// The parameter's path.
+        name: String,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
+
+    /// The op form was given a weight shape or axis it cannot handle.
+    #[error("spectral norm op: {0}")]
+    InvalidOp(String),
+}

@@ -1,0 +1,56 @@
+//! Reading the spectral-norm state without advancing it.
+
+use burn::module::Param;
+use burn::prelude::*;
+
+use crate::SpectralNorm;
+use crate::matrix::{divide, matrix, sigma};
+
+/// What a spectrally normalized parameter currently holds, read without running the power
+/// iteration and without gradient tracking.
+#[derive(Debug, Clone)]
+pub struct SpectralNormSnapshot<const D: usize> {
+    /// `σ = u·(W v)` from the stored vectors: the current estimate of `W`'s top singular value.
+    pub sigma: f64,
+    /// The stored left vector, `[h]`.
+    pub u: Tensor<1>,
+    /// The stored right vector, `[w]`.
+    pub v: Tensor<1>,
+    /// The weight the layer uses in evaluation mode: `W / σ`.
+    pub weight: Tensor<D>,
+    /// The axis used as matrix rows.
+    pub dim: usize,
+}
+
+/// Reads the spectral-norm state of `param`, or `None` when it has none. Nothing changes: the
+/// vectors do not advance, whatever the mode, and the result carries no gradient graph.
+///
+/// ```
+/// use burn::nn::LinearConfig;
+/// use burn::prelude::*;
+/// use spectral_norm::{SpectralNormConfig, inspect, spectral_norm};
+///
+/// let device = Device::flex().autodiff();
+/// let layer = spectral_norm(&LinearConfig::new(6, 3).init(&device), &SpectralNormConfig::new()).unwrap();
+/// let before = inspect(&layer.weight).unwrap();
+/// let again = inspect(&layer.weight).unwrap();
+/// assert_eq!(before.sigma, again.sigma);
+/// assert_eq!(before.u.dims(), [3]);
+/// assert!(inspect(&layer.bias.unwrap()).is_none());
+/// ```
+pub fn inspect<const D: usize>(param: &Param<Tensor<D>>) -> Option<SpectralNormSnapshot<D>> {
+    let state = param.reparameterization::<SpectralNorm>()?;
+    let weight = param.base().without_autodiff();
+    let weight_matrix = matrix(weight.clone(), state.dim);
+    let device = weight.device();
+    let u = state.u.get().to_device(&device);
+    let v = state.v.get().to_device(&device);
+    let sigma = sigma(weight_matrix, u.clone(), v.clone());
+    Some(SpectralNormSnapshot {
+        sigma: sigma.clone().into_scalar::<f64>(),
+        u,
+        v,
+        weight: divide(weight, sigma),
+        dim: state.dim,
+    })
+}

@@ -1,0 +1,85 @@
+//! Spectral normalization ([Miyato et al., ICLR 2018](https://arxiv.org/abs/1802.05957)) for
+//! [Burn](https://burn.dev) layers, with the exact semantics of PaddlePaddle's
+//! `paddle.nn.utils.spectral_norm`.
+//!
+//! [`spectral_norm`] attaches the normalization to a weight of any Burn module. The module keeps
+//! its type and its `forward`; the weight it uses becomes `W / σ`, where `σ` estimates the
+//! largest singular value of `W` viewed as a matrix (axis `dim` first, the rest flattened).
+//!
+//! ```
+//! use burn::nn::{LinearConfig, conv::Conv2dConfig};
+//! use burn::prelude::*;
+//! use spectral_norm::{SpectralNormConfig, inspect, remove_spectral_norm, spectral_norm};
+//!
+//! let device = Device::flex().autodiff();
+//! let sn = SpectralNormConfig::new(); // name "weight", 1 iteration, eps 1e-12, dim = output axis
+//! let fc = spectral_norm(&LinearConfig::new(16, 8).init(&device), &sn).unwrap();
+//! let conv = spectral_norm(&Conv2dConfig::new([3, 8], [3, 3]).init(&device), &sn).unwrap();
+//!
+//! // Training mode (autodiff device): each forward advances the power iteration by one step
+//! // and the gradient flows into W through σ.
+//! let y = fc.forward(Tensor::<2>::ones([4, 16], &device));
+//! let _grads = y.sum().backward();
+//! let _features = conv.forward(Tensor::<4>::ones([1, 3, 8, 8], &device));
+//!
+//! // Read σ, u, v and W/σ without advancing anything; `valid()` gives eval mode.
+//! let snapshot = inspect(&fc.weight).unwrap();
+//! assert!(snapshot.sigma > 0.0);
+//!
+//! // Bake W/σ into a plain weight.
+//! let plain = remove_spectral_norm(fc);
+//! assert!(inspect(&plain.weight).is_none());
+//! ```
+//!
+//! # Semantics
+//!
+//! - Wrapping draws `u` `[h]` and `v` `[w]` from N(0, 1) and normalizes them. They are saved and
+//!   loaded with the module's record under `<param>.spectral_norm.u` and `.v`, always as they
+//!   are after the last forward, and never trained.
+//! - Training mode (autodiff device, not [`valid`](burn::module::Module::valid) or
+//!   [`freeze`](burn::module::Module::freeze)): every use of the weight runs
+//!   `n_power_iterations` steps `v = normalize(Wᵀu)`, `u = normalize(W v)` with
+//!   `normalize(x) = x / max(‖x‖₂, eps)`, stores `u`, `v`, and returns `W / σ` with
+//!   `σ = u·(W v)`; `u`, `v` are constants of the graph, so `∂σ/∂W = u vᵀ`.
+//!   Two forwards before one backward (a GAN discriminator on real and fake) each keep their
+//!   own constants.
+//! - Evaluation mode: no iteration; `σ` from the stored vectors.
+//! - `‖x‖` is a plain sum of squares in the weight's dtype, as Paddle computes it: squares may
+//!   overflow (f32 entries ≳ 1.8e19) or underflow like Paddle's do.
+//!
+//! # NaN and infinity
+//!
+//! Nothing is refused at run time and nothing panics: non-finite values propagate as in Paddle.
+//! One NaN in `W` makes `u`, `v`, `σ` and `W/σ` NaN (the `max` keeps NaN); an infinite entry
+//! makes the norm infinite and the result NaN; an all-zero `W` gives `u = v = 0`, `σ = 0` and
+//! a NaN weight (`0 / 0`). The vectors then stay NaN until overwritten, as in Paddle.
+//!
+//! # Differences from Paddle
+//!
+//! - Refusals are typed [`SpectralNormError`]s and leave the module unchanged.
+//! - Paddle leaves `layer.weight` as a stale copy until the next forward; Burn computes the
+//!   weight on use, so there is no stale value to read.
+//! - [`SpectralNormOp`] (Paddle's `paddle.nn.SpectralNorm`) returns the true gradient.
+
+#![deny(missing_docs)]
+
+mod attach;
+mod buffer;
+mod config;
+mod error;
+mod inspect;
+mod matrix;
+mod mode;
+mod op;
+mod remove;
+mod reparameterization;
+
+pub use attach::{default_dim, spectral_norm};
+pub use buffer::Buffer;
+pub use config::SpectralNormConfig;
+pub use error::SpectralNormError;
+pub use inspect::{SpectralNormSnapshot, inspect};
+pub use mode::set_power_iteration;
+pub use op::{SpectralNormOp, SpectralNormOpConfig, spectral_norm_op};
+pub use remove::remove_spectral_norm;
+pub use reparameterization::SpectralNorm;

@@ -1,0 +1,78 @@
+//! The spectral-norm state attached to a weight: the Burn [`Reparameterization`] that turns the
+//! stored `W` into `W / σ` on every use.
+
+use burn::module::Flag;
+use burn::module::{Module, Param, Reparameterization};
+use burn::prelude::*;
+
+use crate::buffer::Buffer;
+use crate::matrix::{Normalization, divide, matrix, power_iterate, sigma};
+
+/// Spectral normalization state of one weight, attached by [`spectral_norm`](crate::spectral_norm).
+///
+/// The weight's `Param` keeps storing the trainable `W` (read it with [`Param::base`]);
+/// [`Param::val`], and so the layer's own `forward`, returns `W / σ`. In records the vectors are
+/// saved as `<param>.spectral_norm.u` (`[h]`) and `<param>.spectral_norm.v` (`[w]`).
+///
+/// Training mode (the weight lives on an autodiff device and the layer was not put in
+/// [`valid`](Module::valid) or [`freeze`](Module::freeze) mode): each use runs
+/// `n_power_iterations` steps without gradient, stores the new `u`, `v`, and computes
+/// `σ = u·(W v)` with `u`, `v` constant, so the gradient reaches `W` through `σ`.
+/// Evaluation mode: no iteration; `σ` comes from the stored vectors.
+#[derive(Module, Debug)]
+pub struct SpectralNorm {
+    /// Left singular vector estimate, `[h]`.
+    pub u: Buffer<1>,
+    /// Right singular vector estimate, `[w]`.
+    pub v: Buffer<1>,
+    /// Whether training behaviour (power iteration) is enabled.
+    pub training: Param<Flag>,
+    /// Axis of the weight that becomes the matrix rows.
+    pub dim: usize,
+    /// Power-iteration steps per training-mode use of the weight.
+    pub n_power_iterations: usize,
+    /// Lower bound on a vector norm in `x / max(‖x‖, eps)`.
+    pub eps: f64,
+}
+
+impl Reparameterization for SpectralNorm {
+    const NAME: &'static str = "spectral_norm";
+
+    fn apply<const D: usize>(&self, base: Tensor<D>) -> Tensor<D> {
+        let weight_matrix = matrix(base.clone(), self.dim);
+        let (u, v) = if self.is_training(&base) {
+            self.advance(&weight_matrix)
+        } else {
+            self.vectors(&weight_matrix)
+        };
+        divide(base, sigma(weight_matrix, u, v))
+    }
+}
+
+impl SpectralNorm {
+    /// Whether a use of `weight` runs the power iteration: Burn's rule for modules with
+    /// training behaviour (as in `BatchNorm`), an autodiff device and an enabled flag.
+    pub fn is_training<const D: usize>(&self, weight: &Tensor<D>) -> bool {
+        weight.is_autodiff() && self.training.is_enabled()
+    }
+
+    /// The stored vectors, on the inner (non-autodiff) device of `weight_matrix`: constants.
+    fn vectors(&self, weight_matrix: &Tensor<2>) -> (Tensor<1>, Tensor<1>) {
+        let device = weight_matrix.clone().without_autodiff().device();
+        (
+            self.u.get().to_device(&device),
+            self.v.get().to_device(&device),
+        )
+    }
+
+    /// Runs the power iteration on a gradient-free copy of the matrix and stores the result.
+    fn advance(&self, weight_matrix: &Tensor<2>) -> (Tensor<1>, Tensor<1>) {
+        let (u, v) = self.vectors(weight_matrix);
+        let constant = weight_matrix.clone().without_autodiff();
+        let rule = Normalization::MaxEps(self.eps);
+        let (u, v) = power_iterate(&constant, u, v, self.n_power_iterations, rule);
+        self.v.set(v.clone());
+        self.u.set(u.clone());
+        (u, v)
+    }
+}
