@@ -7,17 +7,12 @@
 //! cargo run --release -p paddle-replay -- op op_cases.json op_results.json
 //! ```
 
-mod hook;
-mod layers;
-mod op;
-mod tensor_json;
-
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use burn::prelude::*;
 use clap::{Parser, Subcommand};
-use serde_json::{Value, json};
+use paddle_replay::{Replay, hook, op, replay_all};
+use serde_json::Value;
 
 /// Replay Paddle spectral-norm conformance cases and write a results file for check.py.
 #[derive(Parser)]
@@ -45,8 +40,6 @@ enum Suite {
     },
 }
 
-type Replay = fn(&Value, &Device) -> Result<Value>;
-
 fn main() -> Result<()> {
     let (cases, results, replay): (PathBuf, PathBuf, Replay) = match Cli::parse().suite {
         Suite::Hook { cases, results } => (cases, results, hook::replay_case),
@@ -56,27 +49,16 @@ fn main() -> Result<()> {
         std::fs::read_to_string(&cases).with_context(|| format!("reading {}", cases.display()))?;
     let reference: Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", cases.display()))?;
-    let device = Device::flex().autodiff();
-    let mut failed = 0;
-    let replayed: Vec<Value> = reference["cases"]
-        .as_array()
-        .context("no `cases` array")?
-        .iter()
-        .map(|case| {
-            replay(case, &device).unwrap_or_else(|error| {
-                failed += 1;
-                eprintln!("{}: {error:#}", case["id"]);
-                json!({"id": case["id"], "error": format!("{error:#}")})
-            })
-        })
-        .collect();
-    let count = replayed.len();
-    let out =
-        json!({"implementation": "spectral-norm (Rust, Burn flex backend)", "cases": replayed});
+    let (out, failed) = replay_all(&reference, replay)?;
+    for failure in &failed {
+        eprintln!("{failure}");
+    }
     std::fs::write(&results, serde_json::to_string(&out)?)
         .with_context(|| format!("writing {}", results.display()))?;
+    let count = out["cases"].as_array().map_or(0, Vec::len);
     println!(
-        "replayed {count} cases ({failed} could not run) into {}",
+        "replayed {count} cases ({} could not run) into {}",
+        failed.len(),
         results.display()
     );
     Ok(())

@@ -44,6 +44,18 @@ fn values(value: &Value) -> Result<Vec<f64>> {
         .collect()
 }
 
+/// The numbers of a tensor object, a (nested) list, or a scalar, flattened row-major.
+pub fn numbers(value: &Value) -> Result<Vec<f64>> {
+    match value {
+        Value::Object(_) => values(value),
+        Value::Array(items) => {
+            let nested: Result<Vec<Vec<f64>>> = items.iter().map(numbers).collect();
+            Ok(nested?.concat())
+        }
+        scalar => Ok(vec![number(scalar)?]),
+    }
+}
+
 /// Reads a float tensor in its own dtype (f32 data are exact f64 widenings, so the cast back
 /// is exact).
 pub fn read_float<const D: usize>(value: &Value, device: &Device) -> Result<Tensor<D>> {
