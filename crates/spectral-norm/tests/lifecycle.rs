@@ -1,0 +1,271 @@
+//! Training and evaluation modes, records, optimizers, threads and removal.
+
+mod common;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::DType;
+use common::*;
+use spectral_norm::{
+    SpectralNormConfig, inspect, remove_spectral_norm, set_power_iteration, spectral_norm,
+};
+
+fn normalized_linear(device: &Device) -> Linear {
+    let layer = LinearConfig::new(5, 4).init(device);
+    spectral_norm(&layer, &SpectralNormConfig::new()).unwrap()
+}
+
+fn u_of(layer: &Linear) -> Vec<f64> {
+    values(inspect(&layer.weight).unwrap().u)
+}
+
+fn input(device: &Device) -> Tensor<2> {
+    Tensor::from_data(
+        TensorData::new(
+            pseudo_random(10, 3).iter().map(|&x| x as f32).collect(),
+            [2, 5],
+        ),
+        device,
+    )
+}
+
+#[test]
+fn training_forwards_advance_u_and_eval_forwards_do_not() {
+    let device = device();
+    let layer = normalized_linear(&device);
+    let u0 = u_of(&layer);
+    let _ = layer.forward(input(&device));
+    let u1 = u_of(&layer);
+    assert_ne!(u0, u1, "a training forward runs the power iteration");
+
+    let eval = layer.valid();
+    let a = values(eval.forward(input(&device).without_autodiff()));
+    let b = values(eval.forward(input(&device).without_autodiff()));
+    assert_eq!(a, b, "eval is deterministic");
+    assert_eq!(u_of(&eval), u1, "eval does not iterate");
+}
+
+#[test]
+fn eval_after_training_uses_the_same_weight_bitwise() {
+    let device = device();
+    let layer = normalized_linear(&device);
+    let trained = values(layer.weight.val());
+    let eval = values(layer.valid().weight.val());
+    assert_eq!(trained, eval);
+}
+
+#[test]
+fn freeze_and_set_power_iteration_stop_the_iteration_but_keep_gradients() {
+    let device = device();
+    let layer = normalized_linear(&device);
+    let u0 = u_of(&layer);
+    let frozen = layer.clone().freeze();
+    let _ = frozen.forward(input(&device));
+    assert_eq!(u_of(&frozen), u0);
+
+    let paused = set_power_iteration(layer, false);
+    let grads = paused.forward(input(&device)).sum().backward();
+    assert_eq!(u_of(&paused), u0);
+    assert!(
+        paused.weight.base().grad(&grads).is_some(),
+        "gradient still reaches W"
+    );
+
+    let resumed = set_power_iteration(paused, true);
+    let _ = resumed.forward(input(&device));
+    assert_ne!(u_of(&resumed), u0);
+}
+
+#[test]
+fn two_forwards_then_one_backward_sum_their_own_gradients() {
+    // The GAN discriminator pattern: D(real) and D(fake), one loss, one backward. Each use
+    // must keep the u, v it computed with; the gradient is the sum of the two closed forms.
+    let device = device();
+    let w = pseudo_random(12, 5);
+    let layer = LinearConfig::new(3, 4).with_bias(false).init(&device);
+    let layer = Linear {
+        weight: Param::from_tensor(f64_tensor(w.clone(), [3, 4], &device)),
+        ..layer
+    };
+    let layer = spectral_norm(&layer, &SpectralNormConfig::new()).unwrap();
+    let (x1, x2) = (pseudo_random(6, 6), pseudo_random(6, 7));
+    let (g1, g2) = (pseudo_random(8, 8), pseudo_random(8, 9));
+
+    let y1 = layer.forward(f64_tensor(x1.clone(), [2, 3], &device));
+    let first = inspect(&layer.weight).unwrap();
+    let y2 = layer.forward(f64_tensor(x2.clone(), [2, 3], &device));
+    let second = inspect(&layer.weight).unwrap();
+    let loss = (y1 * f64_tensor(g1.clone(), [2, 4], &device)).sum()
+        + (y2 * f64_tensor(g2.clone(), [2, 4], &device)).sum();
+    let grads = loss.backward();
+    let got = values(layer.weight.base().grad(&grads).unwrap());
+
+    // Reference in plain f64: dL/dW_sn = xᵀ G; dW = (dW_sn − ⟨dW_sn, W/σ⟩ v uᵀ) / σ, where the
+    // Linear weight [in, out] is Mᵀ (u indexes outputs, v inputs).
+    let closed = |x: &[f64], g: &[f64], u: &[f64], v: &[f64], sigma: f64| -> Vec<f64> {
+        let mut dw = vec![0.0; 12];
+        for i in 0..3 {
+            for o in 0..4 {
+                dw[i * 4 + o] = (0..2).map(|b| x[b * 3 + i] * g[b * 4 + o]).sum();
+            }
+        }
+        let inner: f64 = dw.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() / sigma;
+        (0..12)
+            .map(|k| (dw[k] - inner * v[k / 4] * u[k % 4]) / sigma)
+            .collect()
+    };
+    let part1 = closed(&x1, &g1, &values(first.u), &values(first.v), first.sigma);
+    let part2 = closed(&x2, &g2, &values(second.u), &values(second.v), second.sigma);
+    for k in 0..12 {
+        let want = part1[k] + part2[k];
+        assert!((got[k] - want).abs() < 1e-12, "{k}: {} vs {want}", got[k]);
+    }
+}
+
+#[derive(Default)]
+struct Paths(Vec<String>, Vec<String>);
+
+impl ModuleVisitor for Paths {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.1.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.1.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, _: &Param<Tensor<D>>) {
+        self.0.push(self.1.join("."));
+    }
+}
+
+#[test]
+fn records_hold_u_and_v_as_after_the_last_forward_and_round_trip_bitwise() {
+    let device = device();
+    let layer = normalized_linear(&device);
+    for _ in 0..3 {
+        let _ = layer.forward(input(&device));
+    }
+    let mut paths = Paths::default();
+    layer.visit(&mut paths);
+    assert_eq!(
+        paths.0,
+        [
+            "weight",
+            "weight.spectral_norm.u",
+            "weight.spectral_norm.v",
+            "bias"
+        ]
+    );
+
+    // Straight after a forward, no sync: the record must not be one update stale.
+    let live_u = u_of(&layer);
+    let dir = std::env::temp_dir().join(format!("spectral-norm-record-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("layer.bpk");
+    layer.clone().save_file(&file).unwrap();
+
+    let fresh = normalized_linear(&device);
+    assert_ne!(u_of(&fresh), live_u);
+    let loaded = fresh.load_file(&file);
+    assert_eq!(u_of(&loaded), live_u);
+    let x = input(&device).without_autodiff();
+    assert_eq!(
+        values(loaded.valid().forward(x.clone())),
+        values(layer.valid().forward(x))
+    );
+    // Burn may read the file lazily: remove it only once every value has been used.
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_optimizer_step_keeps_the_state_and_training_continues() {
+    let device = device();
+    let mut layer = normalized_linear(&device);
+    let mut adam = AdamConfig::new().init();
+    let w0 = values(layer.weight.base());
+    for _ in 0..3 {
+        let grads = layer
+            .forward(input(&device))
+            .powi_scalar(2)
+            .sum()
+            .backward();
+        let grads = GradientsParams::from_grads(grads, &layer);
+        let u_before = u_of(&layer);
+        layer = adam.step(1e-2, layer, grads);
+        assert_eq!(u_of(&layer), u_before, "the optimizer never touches u");
+    }
+    assert_ne!(values(layer.weight.base()), w0, "W is trained");
+    let sigma = inspect(&layer.weight).unwrap().sigma;
+    let _ = layer.forward(input(&device));
+    assert!(sigma > 0.0 && inspect(&layer.weight).is_some());
+}
+
+#[test]
+fn concurrent_forwards_leave_unit_vectors() {
+    let device = device();
+    let layer = LinearConfig::new(32, 24).init(&device);
+    let layer = spectral_norm(&layer, &SpectralNormConfig::new()).unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    let _ = layer.forward(Tensor::<2>::ones([1, 32], &device));
+                }
+            });
+        }
+    });
+    let state = inspect(&layer.weight).unwrap();
+    assert!((norm(&values(state.u)) - 1.0).abs() < 1e-5);
+    assert!((norm(&values(state.v)) - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn clones_share_the_vectors_and_valid_copies_do_not() {
+    let device = device();
+    let layer = normalized_linear(&device);
+    let clone = layer.clone();
+    let snapshot = layer.valid();
+    let before = u_of(&snapshot);
+    let _ = clone.forward(input(&device));
+    assert_eq!(u_of(&layer), u_of(&clone));
+    assert_ne!(u_of(&layer), before);
+    assert_eq!(u_of(&snapshot), before);
+}
+
+#[test]
+fn removal_bakes_the_eval_weight_and_drops_the_state() {
+    let device = device();
+    let plain = LinearConfig::new(5, 4).init(&device);
+    let params = plain.num_params();
+    let layer = spectral_norm(&plain, &SpectralNormConfig::new()).unwrap();
+    assert_eq!(
+        layer.num_params(),
+        params + 4 + 5,
+        "u and v are recorded like running stats"
+    );
+    let _ = layer.forward(input(&device));
+    let expected = values(inspect(&layer.weight).unwrap().weight);
+    let u = u_of(&layer);
+    let baked = remove_spectral_norm(layer);
+    assert_eq!(baked.num_params(), params);
+    assert!(inspect(&baked.weight).is_none());
+    assert_eq!(values(baked.weight.val()), expected);
+    assert!(baked.weight.base().is_require_grad(), "still trainable");
+    assert_eq!(u.len(), 4);
+}
+
+#[test]
+fn vectors_take_the_weight_dtype() {
+    let device = device();
+    let layer = LinearConfig::new(3, 2).init(&device);
+    let layer = Linear {
+        weight: Param::from_tensor(f64_tensor(pseudo_random(6, 1), [3, 2], &device)),
+        ..layer
+    };
+    let layer = spectral_norm(&layer, &SpectralNormConfig::new()).unwrap();
+    let state = inspect(&layer.weight).unwrap();
+    assert_eq!(state.u.dtype(), DType::F64);
+    assert_eq!(state.v.dtype(), DType::F64);
+    assert!((norm(&values(state.u)) - 1.0).abs() < 1e-15);
+}
