@@ -39,33 +39,7 @@ pub fn spectral_norm<M: Module>(
     module: &M,
     config: &SpectralNormConfig,
 ) -> Result<M, SpectralNormError> {
-    if config.n_power_iterations == 0 {
-        return Err(SpectralNormError::ZeroPowerIterations);
-    }
-    if config.eps.is_nan() {
-        return Err(SpectralNormError::NanEps);
-    }
-    let target = Survey::run(module, &config.name)?;
-    let dim = match config.dim {
-        Some(dim) => dim,
-        None => default_dim(&target.owner).ok_or_else(|| SpectralNormError::DimRequired {
-            name: config.name.clone(),
-            owner: target.owner.clone(),
-        })?,
-    };
-    if dim >= target.shape.len() {
-        return Err(SpectralNormError::DimOutOfRange {
-            name: config.name.clone(),
-            dim,
-            shape: target.shape,
-        });
-    }
-    if target.shape.contains(&0) {
-        return Err(SpectralNormError::EmptyParameter {
-            name: config.name.clone(),
-            shape: target.shape,
-        });
-    }
+    let dim = validate(module, config)?;
     let attach = Attach {
         path: &config.name,
         dim,
@@ -73,6 +47,65 @@ pub fn spectral_norm<M: Module>(
         eps: config.eps,
     };
     Ok(module.clone().apply_reparameterization(attach))
+}
+
+/// Checks the request in Paddle's order (an existing attachment first, then the iteration
+/// count, then the parameter and its axis) and returns the axis to use.
+fn validate<M: Module>(
+    module: &M,
+    config: &SpectralNormConfig,
+) -> Result<usize, SpectralNormError> {
+    let name = || config.name.clone();
+    let survey = Survey::run(module, &config.name);
+    if let Some(kind) = &survey.attached {
+        return Err(match kind.as_str() {
+            SpectralNorm::NAME => SpectralNormError::AlreadyApplied { name: name() },
+            _ => SpectralNormError::OtherReparameterization {
+                name: name(),
+                kind: kind.clone(),
+            },
+        });
+    }
+    if config.n_power_iterations == 0 {
+        return Err(SpectralNormError::ZeroPowerIterations);
+    }
+    if config.eps.is_nan() {
+        return Err(SpectralNormError::NanEps);
+    }
+    let target = match survey.found {
+        None => {
+            let available = survey.available.join(", ");
+            return Err(SpectralNormError::ParameterNotFound {
+                name: name(),
+                available,
+            });
+        }
+        Some(_) if survey.inside_state => {
+            return Err(SpectralNormError::NotAParameter { name: name() });
+        }
+        Some(target) => target,
+    };
+    let dim = match config.dim {
+        Some(dim) => dim,
+        None => default_dim(&target.owner).ok_or_else(|| SpectralNormError::DimRequired {
+            name: name(),
+            owner: target.owner.clone(),
+        })?,
+    };
+    if dim >= target.shape.len() {
+        return Err(SpectralNormError::DimOutOfRange {
+            name: name(),
+            dim,
+            shape: target.shape,
+        });
+    }
+    if target.shape.contains(&0) {
+        return Err(SpectralNormError::EmptyParameter {
+            name: name(),
+            shape: target.shape,
+        });
+    }
+    Ok(dim)
 }
 
 /// Paddle's `dim=None` rule for Burn's layers, from the type name of the module that owns the
@@ -113,8 +146,8 @@ struct Survey<'a> {
     available: Vec<String>,
 }
 
-impl Survey<'_> {
-    fn run<M: Module>(module: &M, target: &str) -> Result<Target, SpectralNormError> {
+impl<'a> Survey<'a> {
+    fn run<M: Module>(module: &M, target: &'a str) -> Self {
         let mut survey = Survey {
             target,
             path: Vec::new(),
@@ -125,19 +158,7 @@ impl Survey<'_> {
             available: Vec::new(),
         };
         module.visit(&mut survey);
-        let name = target.to_string();
-        match (survey.found, survey.attached) {
-            (None, _) => Err(SpectralNormError::ParameterNotFound {
-                name,
-                available: survey.available.join(", "),
-            }),
-            (Some(_), _) if survey.inside_state => Err(SpectralNormError::NotAParameter { name }),
-            (Some(_), Some(kind)) if kind == SpectralNorm::NAME => {
-                Err(SpectralNormError::AlreadyApplied { name })
-            }
-            (Some(_), Some(kind)) => Err(SpectralNormError::OtherReparameterization { name, kind }),
-            (Some(found), None) => Ok(found),
-        }
+        survey
     }
 
     fn is_target(&self, path: &[String]) -> bool {

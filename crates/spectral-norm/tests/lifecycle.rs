@@ -105,7 +105,7 @@ fn two_forwards_then_one_backward_sum_their_own_gradients() {
     // Reference in plain f64: dL/dW_sn = xᵀ G; dW = (dW_sn − ⟨dW_sn, W/σ⟩ v uᵀ) / σ, where the
     // Linear weight [in, out] is Mᵀ (u indexes outputs, v inputs).
     let closed = |x: &[f64], g: &[f64], u: &[f64], v: &[f64], sigma: f64| -> Vec<f64> {
-        let mut dw = vec![0.0; 12];
+        let mut dw = [0.0; 12];
         for i in 0..3 {
             for o in 0..4 {
                 dw[i * 4 + o] = (0..2).map(|b| x[b * 3 + i] * g[b * 4 + o]).sum();
