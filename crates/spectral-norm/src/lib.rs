@@ -67,6 +67,7 @@ mod attach;
 mod buffer;
 mod config;
 mod error;
+mod estimate;
 mod inspect;
 mod matrix;
 mod mode;
@@ -78,8 +79,14 @@ pub use attach::{default_dim, spectral_norm};
 pub use buffer::Buffer;
 pub use config::SpectralNormConfig;
 pub use error::SpectralNormError;
+pub use estimate::largest_singular_value;
 pub use inspect::{SpectralNormSnapshot, inspect};
 pub use mode::set_power_iteration;
 pub use op::{SpectralNormOp, SpectralNormOpConfig, spectral_norm_op};
 pub use remove::remove_spectral_norm;
 pub use reparameterization::SpectralNorm;
+
+/// The README's Rust examples, compiled and run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

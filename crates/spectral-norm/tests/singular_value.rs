@@ -121,3 +121,24 @@ proptest! {
         prop_assert!((normalized - 1.0).abs() <= 1e-7, "σ(W/σ) = {}", normalized);
     }
 }
+
+#[test]
+fn largest_singular_value_matches_the_svd() {
+    let device = device();
+    let shape = [5, 2, 3];
+    let values = pseudo_random(30, 99);
+    for dim in 0..3 {
+        let svd = top_singular_value(&matrix_view(&values, &shape, dim));
+        let estimate = spectral_norm::largest_singular_value(
+            f64_tensor(values.clone(), shape, &device),
+            dim,
+            1e-14,
+            10_000,
+        )
+        .unwrap();
+        assert!(
+            (estimate - svd).abs() <= 1e-9 * svd,
+            "dim {dim}: {estimate} vs {svd}"
+        );
+    }
+}
