@@ -49,6 +49,12 @@ impl<const D: usize> Buffer<D> {
         *self.lock() = value.detach();
     }
 
+    /// Runs `update` on the value while holding the buffer's lock, so that read-modify-write
+    /// sequences on the same buffer never interleave.
+    pub(crate) fn update<R>(&self, update: impl FnOnce(&mut Tensor<D>) -> R) -> R {
+        update(&mut self.lock())
+    }
+
     /// The identifier under which records store this buffer.
     pub fn id(&self) -> ParamId {
         self.id

@@ -56,23 +56,34 @@ impl SpectralNorm {
         weight.is_autodiff() && self.training.is_enabled()
     }
 
-    /// The stored vectors, on the inner (non-autodiff) device of `weight_matrix`: constants.
+    /// The stored vectors as constants for `weight_matrix`: on its inner (non-autodiff) device
+    /// and in its dtype.
     fn vectors(&self, weight_matrix: &Tensor<2>) -> (Tensor<1>, Tensor<1>) {
-        let device = weight_matrix.clone().without_autodiff().device();
         (
-            self.u.get().to_device(&device),
-            self.v.get().to_device(&device),
+            self.conform(self.u.get(), weight_matrix),
+            self.conform(self.v.get(), weight_matrix),
         )
     }
 
+    fn conform(&self, vector: Tensor<1>, weight_matrix: &Tensor<2>) -> Tensor<1> {
+        let device = weight_matrix.clone().without_autodiff().device();
+        vector.to_device(&device).cast(weight_matrix.dtype())
+    }
+
     /// Runs the power iteration on a gradient-free copy of the matrix and stores the result.
+    ///
+    /// `u`'s lock is held from reading it to storing the new pair: concurrent forwards then
+    /// behave as if run one after another, and the stored `u`, `v` always belong together.
     fn advance(&self, weight_matrix: &Tensor<2>) -> (Tensor<1>, Tensor<1>) {
-        let (u, v) = self.vectors(weight_matrix);
         let constant = weight_matrix.clone().without_autodiff();
         let rule = Normalization::MaxEps(self.eps);
-        let (u, v) = power_iterate(&constant, u, v, self.n_power_iterations, rule);
-        self.v.set(v.clone());
-        self.u.set(u.clone());
-        (u, v)
+        self.u.update(|stored_u| {
+            let u = self.conform(stored_u.clone(), weight_matrix);
+            let v = self.conform(self.v.get(), weight_matrix);
+            let (u, v) = power_iterate(&constant, u, v, self.n_power_iterations, rule);
+            self.v.set(v.clone());
+            *stored_u = u.clone();
+            (u, v)
+        })
     }
 }

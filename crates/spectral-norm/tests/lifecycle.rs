@@ -202,22 +202,40 @@ fn an_optimizer_step_keeps_the_state_and_training_continues() {
 }
 
 #[test]
-fn concurrent_forwards_leave_unit_vectors() {
+fn concurrent_forwards_act_as_some_serial_order() {
+    // Each training forward maps u to f(u) for the same W, so 2 × 50 forwards from two threads
+    // must end where 100 forwards in a row do, if every read-iterate-write is atomic.
     let device = device();
-    let layer = LinearConfig::new(32, 24).init(&device);
+    // 256 × 256: the top singular values are close, so 100 steps are far from converged and
+    // a lost update would show.
+    let layer = LinearConfig::new(256, 256).init(&device);
     let layer = spectral_norm(&layer, &SpectralNormConfig::new()).unwrap();
+    let serial = set_power_iteration(layer.clone(), true); // `map` copies: independent vectors
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| {
                 for _ in 0..50 {
-                    let _ = layer.forward(Tensor::<2>::ones([1, 32], &device));
+                    let _ = layer.forward(Tensor::<2>::ones([1, 256], &device));
                 }
             });
         }
     });
-    let state = inspect(&layer.weight).unwrap();
-    assert!((norm(&values(state.u)) - 1.0).abs() < 1e-5);
-    assert!((norm(&values(state.v)) - 1.0).abs() < 1e-5);
+    for _ in 0..100 {
+        let _ = serial.forward(Tensor::<2>::ones([1, 256], &device));
+    }
+    let (state, expected) = (
+        inspect(&layer.weight).unwrap(),
+        inspect(&serial.weight).unwrap(),
+    );
+    assert!((norm(&values(state.u.clone())) - 1.0).abs() < 1e-5);
+    assert!((norm(&values(state.v.clone())) - 1.0).abs() < 1e-5);
+    for (got, want) in [(state.u, expected.u), (state.v, expected.v)] {
+        let (got, want) = (values(got), values(want));
+        assert!(
+            got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{got:?} vs {want:?}"
+        );
+    }
 }
 
 #[test]

@@ -142,3 +142,27 @@ fn largest_singular_value_matches_the_svd() {
         );
     }
 }
+
+#[test]
+fn every_burn_layer_with_a_weight_has_a_default_axis() {
+    use burn::nn::conv::*;
+    let device = device();
+    let sn = SpectralNormConfig::new();
+    let u_len = |dims: Option<[usize; 1]>| dims.unwrap()[0];
+    let c1 = spectral_norm(&Conv1dConfig::new(2, 5, 3).init(&device), &sn).unwrap();
+    assert_eq!(u_len(inspect(&c1.weight).map(|s| s.u.dims())), 5);
+    let c3 = spectral_norm(&Conv3dConfig::new([2, 6], [1, 2, 2]).init(&device), &sn).unwrap();
+    assert_eq!(u_len(inspect(&c3.weight).map(|s| s.u.dims())), 6);
+    let t1 = spectral_norm(&ConvTranspose1dConfig::new([2, 7], 3).init(&device), &sn).unwrap();
+    assert_eq!(u_len(inspect(&t1.weight).map(|s| s.u.dims())), 7);
+    let t3 = spectral_norm(
+        &ConvTranspose3dConfig::new([2, 3], [2, 2, 2]).init(&device),
+        &sn,
+    )
+    .unwrap();
+    assert_eq!(u_len(inspect(&t3.weight).map(|s| s.u.dims())), 3);
+    let deform = DeformConv2dConfig::new([4, 9], [3, 3]).init(&device);
+    let deform = spectral_norm(&deform, &sn).unwrap();
+    let state = inspect(&deform.weight).unwrap();
+    assert_eq!((state.u.dims(), state.v.dims()), ([9], [4 * 9]));
+}
