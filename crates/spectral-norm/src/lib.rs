@@ -65,6 +65,8 @@
 
 mod attach;
 mod buffer;
+#[cfg(feature = "store")]
+pub mod checkpoint;
 mod config;
 mod error;
 mod estimate;

@@ -1,0 +1,205 @@
+//! Checkpoints written by the real Paddle 3.3.1 and PyTorch 2.15 (tests/fixtures, made by
+//! generate.py there) load into the equivalent Burn model, whose eval outputs then match what
+//! each framework computed; and what Burn saves loads back.
+
+mod common;
+
+use std::path::PathBuf;
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use common::*;
+use serde_json::Value;
+use spectral_norm::checkpoint::{
+    Checkpoint, CheckpointError, load_checkpoint, normalized_paths, save_checkpoint,
+};
+use spectral_norm::{SpectralNormConfig, spectral_norm};
+
+#[derive(Module, Debug)]
+struct Net {
+    fc: Linear,
+    conv: Conv2d,
+    head: Linear,
+}
+
+fn net(device: &Device) -> Net {
+    let net = Net {
+        fc: LinearConfig::new(3, 4).init(device),
+        conv: Conv2dConfig::new([2, 3], [3, 3]).init(device),
+        head: LinearConfig::new(4, 2).init(device),
+    };
+    let sn = |net: Net, path: &str| {
+        spectral_norm(&net, &SpectralNormConfig::new().with_name(path.into())).unwrap()
+    };
+    sn(sn(net, "fc.weight"), "conv.weight")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn expected() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture("expected.json")).unwrap()).unwrap()
+}
+
+fn tensor<const D: usize>(value: &Value, device: &Device) -> Tensor<D> {
+    let shape: Vec<usize> = value["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data: Vec<f32> = value["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+/// Eval outputs of the three layers, flattened.
+fn outputs(net: &Net, device: &Device) -> [Vec<f64>; 3] {
+    let inputs = &expected()["inputs"];
+    let eval = net.valid();
+    [
+        values(eval.fc.forward(tensor::<2>(&inputs["fc"], device))),
+        values(eval.conv.forward(tensor::<4>(&inputs["conv"], device))),
+        values(eval.head.forward(tensor::<2>(&inputs["head"], device))),
+    ]
+}
+
+fn assert_matches_framework(net: &Net, framework: &str) {
+    let device = Device::flex();
+    let recorded = &expected()[framework];
+    for (got, layer) in outputs(net, &device).iter().zip(["fc", "conv", "head"]) {
+        let want: Vec<f64> = recorded[layer]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "{framework} {layer}: {got:?} vs {want:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn paddle_state_dicts_load_and_reproduce_paddles_outputs() {
+    let loaded = load_checkpoint(
+        &net(&device()),
+        fixture("paddle.safetensors"),
+        Checkpoint::Paddle,
+    )
+    .unwrap();
+    assert_matches_framework(&loaded, "paddle");
+}
+
+#[test]
+fn pytorch_hook_checkpoints_load_from_pt_and_safetensors() {
+    for file in ["torch_hook.pt", "torch_hook.safetensors"] {
+        let loaded =
+            load_checkpoint(&net(&device()), fixture(file), Checkpoint::PyTorchHook).unwrap();
+        assert_matches_framework(&loaded, "torch_hook");
+    }
+}
+
+#[test]
+fn pytorch_parametrization_checkpoints_load_from_pt_and_safetensors() {
+    for file in ["torch_param.pt", "torch_param.safetensors"] {
+        let loaded = load_checkpoint(
+            &net(&device()),
+            fixture(file),
+            Checkpoint::PyTorchParametrization,
+        )
+        .unwrap();
+        assert_matches_framework(&loaded, "torch_param");
+    }
+}
+
+#[test]
+fn saved_checkpoints_round_trip_in_every_naming() {
+    let source = load_checkpoint(
+        &net(&device()),
+        fixture("torch_hook.pt"),
+        Checkpoint::PyTorchHook,
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("spectral-norm-checkpoint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for kind in [
+        Checkpoint::Burn,
+        Checkpoint::Paddle,
+        Checkpoint::PyTorchHook,
+        Checkpoint::PyTorchParametrization,
+    ] {
+        let file = dir.join(format!("{kind:?}.safetensors"));
+        save_checkpoint(&source, &file, kind).unwrap();
+        let loaded = load_checkpoint(&net(&device()), &file, kind).unwrap();
+        assert_matches_framework(&loaded, "torch_hook");
+    }
+    // The PyTorch-named file has exactly the keys and shapes PyTorch wrote.
+    let ours = std::fs::read(dir.join("PyTorchHook.safetensors")).unwrap();
+    let theirs = std::fs::read(fixture("torch_hook.safetensors")).unwrap();
+    let shapes = |bytes: &[u8]| {
+        let file = safetensors::SafeTensors::deserialize(bytes).unwrap();
+        let mut keys: Vec<(String, Vec<usize>)> = file
+            .tensors()
+            .into_iter()
+            .map(|(k, v)| (k, v.shape().to_vec()))
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(shapes(&ours), shapes(&theirs));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn mismatched_or_unsupported_files_are_refused_by_name() {
+    let model = net(&device());
+    // Reading a PyTorch file as Paddle's: `[out, in]` weights do not fit `[in, out]`.
+    let error = load_checkpoint(
+        &model,
+        fixture("torch_param.safetensors"),
+        Checkpoint::Paddle,
+    )
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("torch_param.safetensors") && message.contains("head.weight"),
+        "{message}"
+    );
+    // Keys that fit nowhere: the parametrization names read as the hook's.
+    let error =
+        load_checkpoint(&model, fixture("torch_param.pt"), Checkpoint::PyTorchHook).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, CheckpointError::Mismatch { .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains("missing fc.weight") && message.contains("unused"),
+        "{message}"
+    );
+
+    let error =
+        load_checkpoint(&model, fixture("paddle.pdparams"), Checkpoint::Paddle).unwrap_err();
+    assert!(
+        matches!(error, CheckpointError::Unsupported { .. }),
+        "{error}"
+    );
+    let error =
+        load_checkpoint(&model, fixture("missing.safetensors"), Checkpoint::Burn).unwrap_err();
+    assert!(matches!(error, CheckpointError::Store { .. }), "{error}");
+    assert_eq!(normalized_paths(&model), ["fc.weight", "conv.weight"]);
+}
