@@ -2,10 +2,18 @@
 //!
 //! With no arguments it runs `specnorm demo` on its defaults.
 
+mod bake;
 mod demo;
 mod gan;
+mod inspect;
 mod plots;
 mod ring;
+mod tensors;
+#[cfg(test)]
+mod test_fixtures;
+mod weights;
+
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -29,13 +37,28 @@ struct Cli {
 enum Command {
     /// Train a GAN with and without spectral normalization and report (the default).
     Demo(demo::DemoArgs),
+    /// Print σ of every weight of a checkpoint, and what its stored u, v imply.
+    Inspect(inspect::InspectArgs),
+    /// Write an inference-only checkpoint: each normalized weight replaced by W/σ.
+    Bake(bake::BakeArgs),
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Demo(args)) => args,
-        None => cli.demo,
-    };
-    demo::run(&args)
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, naming the file and key: the errors carry them.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Some(Command::Demo(args)) => demo::run(&args),
+        Some(Command::Inspect(args)) => inspect::run(&args),
+        Some(Command::Bake(args)) => bake::run(&args).map(|_| ()),
+        None => demo::run(&cli.demo),
+    }
 }

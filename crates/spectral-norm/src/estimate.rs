@@ -34,14 +34,7 @@ pub fn largest_singular_value<const D: usize>(
     tolerance: f64,
     max_iterations: usize,
 ) -> Result<f64, SpectralNormError> {
-    let shape = weight.dims().to_vec();
-    let name = String::from("tensor");
-    if dim >= D {
-        return Err(SpectralNormError::DimOutOfRange { name, dim, shape });
-    }
-    if shape.contains(&0) {
-        return Err(SpectralNormError::EmptyParameter { name, shape });
-    }
+    check_axis(&weight, dim)?;
     let weight_matrix = matrix(weight.without_autodiff(), dim);
     let [rows, _] = weight_matrix.dims();
     let device = weight_matrix.device();
@@ -68,4 +61,62 @@ pub fn largest_singular_value<const D: usize>(
         previous = sigma;
     }
     Ok(sigma)
+}
+
+/// `σ = u·(M v)`, the estimate that evaluation mode divides by, from stored vectors `u`
+/// (`[weight.shape[dim]]`) and `v` (`[numel / weight.shape[dim]]`), without gradient.
+///
+/// ```
+/// use burn::prelude::*;
+/// use spectral_norm::sigma_from_vectors;
+///
+/// let device = Device::flex();
+/// let w = Tensor::<2>::from_data([[3.0, 0.0], [0.0, 1.0]], &device);
+/// let e0 = Tensor::<1>::from_data([1.0, 0.0], &device);
+/// assert_eq!(sigma_from_vectors(w, e0.clone(), e0, 0).unwrap(), 3.0);
+/// ```
+///
+/// # Errors
+///
+/// [`SpectralNormError::DimOutOfRange`] or [`SpectralNormError::EmptyParameter`] as
+/// [`largest_singular_value`]; [`SpectralNormError::InvalidOp`] when the vector lengths do not
+/// fit the matrix view.
+pub fn sigma_from_vectors<const D: usize>(
+    weight: Tensor<D>,
+    u: Tensor<1>,
+    v: Tensor<1>,
+    dim: usize,
+) -> Result<f64, SpectralNormError> {
+    check_axis(&weight, dim)?;
+    let weight_matrix = matrix(weight.without_autodiff(), dim);
+    let [rows, cols] = weight_matrix.dims();
+    if u.dims() != [rows] || v.dims() != [cols] {
+        return Err(SpectralNormError::InvalidOp(format!(
+            "u has {} and v {} elements, but the matrix view along dim {dim} is {rows} × {cols}",
+            u.dims()[0],
+            v.dims()[0]
+        )));
+    }
+    let device = weight_matrix.device();
+    let dtype = weight_matrix.dtype();
+    let (u, v) = (
+        u.to_device(&device).cast(dtype),
+        v.to_device(&device).cast(dtype),
+    );
+    Ok(
+        crate::matrix::sigma(weight_matrix, u.without_autodiff(), v.without_autodiff())
+            .into_scalar::<f64>(),
+    )
+}
+
+fn check_axis<const D: usize>(weight: &Tensor<D>, dim: usize) -> Result<(), SpectralNormError> {
+    let shape = weight.dims().to_vec();
+    let name = String::from("tensor");
+    if dim >= D {
+        return Err(SpectralNormError::DimOutOfRange { name, dim, shape });
+    }
+    if shape.contains(&0) {
+        return Err(SpectralNormError::EmptyParameter { name, shape });
+    }
+    Ok(())
 }

@@ -81,7 +81,7 @@ pub use attach::{default_dim, spectral_norm};
 pub use buffer::Buffer;
 pub use config::SpectralNormConfig;
 pub use error::SpectralNormError;
-pub use estimate::largest_singular_value;
+pub use estimate::{largest_singular_value, sigma_from_vectors};
 pub use inspect::{SpectralNormSnapshot, inspect};
 pub use mode::set_power_iteration;
 pub use op::{SpectralNormOp, SpectralNormOpConfig, spectral_norm_op};
