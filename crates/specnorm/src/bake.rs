@@ -12,9 +12,11 @@ use crate::weights::{axis_of, normalized, sigma_of_vectors};
 /// Options of `bake`.
 #[derive(Args, Debug)]
 pub struct BakeArgs {
-    /// Checkpoint with spectral norm: .safetensors (Burn, Paddle or PyTorch names), .pt, .pth.
+    /// Checkpoint with spectral norm: .safetensors (Burn, Paddle or PyTorch names), .pt, .pth,
+    /// .pdparams.
     pub input: PathBuf,
-    /// Where to write the inference-only checkpoint (.safetensors). Written whole or not at all.
+    /// Where to write the inference-only checkpoint (.safetensors or .pdparams). Written whole
+    /// or not at all.
     pub output: PathBuf,
 }
 
@@ -65,7 +67,12 @@ mod tests {
         let expected = expected();
         let dir = scratch("bake");
         for (file, framework) in FILES {
-            let output = dir.join(format!("{file}.baked.safetensors"));
+            let extension = if file.ends_with("pdparams") {
+                "pdparams"
+            } else {
+                "safetensors"
+            };
+            let output = dir.join(format!("{file}.baked.{extension}"));
             let args = BakeArgs {
                 input: fixture(file),
                 output: output.clone(),
@@ -125,6 +132,10 @@ mod tests {
             ("garbage.pt", b"PK\x03\x04 definitely not a zip".to_vec()),
             ("empty.pth", Vec::new()),
             ("weights.npz", bytes.clone()),
+            (
+                "truncated.pdparams",
+                std::fs::read(fixture("paddle.pdparams")).unwrap()[..300].to_vec(),
+            ),
         ];
         for (name, content) in cases {
             let input = dir.join(name);

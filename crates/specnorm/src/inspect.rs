@@ -12,7 +12,7 @@ use crate::weights::{TOLERANCE, axis_of, normalized, sigma_of_vectors, spectral_
 /// Options of `inspect`.
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// Checkpoint to read: .safetensors (Burn, Paddle or PyTorch names), .pt or .pth.
+    /// Checkpoint to read: .safetensors (Burn, Paddle or PyTorch names), .pt, .pth or .pdparams.
     pub file: PathBuf,
     /// Print JSON instead of a table.
     #[arg(long)]

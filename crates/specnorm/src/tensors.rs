@@ -1,5 +1,5 @@
-//! Checkpoint files as plain named tensors: read from `.safetensors` and PyTorch `.pt`/`.pth`,
-//! written as `.safetensors`. Errors name the file and the key.
+//! Checkpoint files as plain named tensors: read from `.safetensors`, PyTorch `.pt`/`.pth` and
+//! Paddle `.pdparams`, written as `.safetensors` or `.pdparams`. Errors name the file and key.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use pytorch_reader::PytorchReader;
 use safetensors::{Dtype, SafeTensors, View, serialize_to_file};
+use spectral_norm::pdparams::{self, PdArray};
 
 /// A float tensor read from a checkpoint, widened to f64.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,8 +39,9 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
     match extension.as_str() {
         "safetensors" => read_safetensors(path),
         "pt" | "pth" => read_pytorch(path),
+        "pdparams" => read_pdparams(path),
         other => bail!(
-            "{}: cannot read .{other} files: supported are .safetensors, .pt and .pth",
+            "{}: cannot read .{other} files: supported are .safetensors, .pt, .pth and .pdparams",
             path.display()
         ),
     }
@@ -125,6 +127,31 @@ fn read_pytorch(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
         .collect()
 }
 
+fn read_pdparams(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let arrays =
+        pdparams::read(&bytes).with_context(|| format!("{}: cannot read", path.display()))?;
+    arrays
+        .into_iter()
+        .map(|array| {
+            let dtype = if array.dtype == "f8" {
+                FloatType::F64
+            } else {
+                FloatType::F32
+            };
+            let values = decode(path, &array.name, dtype, &array.bytes)?;
+            Ok((
+                array.name,
+                NamedTensor {
+                    shape: array.shape,
+                    values,
+                    dtype,
+                },
+            ))
+        })
+        .collect()
+}
+
 /// A tensor as safetensors wants it for writing.
 struct Encoded {
     dtype: Dtype,
@@ -147,40 +174,69 @@ impl View for &Encoded {
     }
 }
 
-/// Writes `tensors` to a `.safetensors` file, all or nothing: a temporary file beside `path`
-/// is renamed over it only once complete.
+/// Writes `tensors` to a `.safetensors` or `.pdparams` file, all or nothing: a temporary file
+/// beside `path` is renamed over it only once complete.
 pub fn write(path: &Path, tensors: &BTreeMap<String, NamedTensor>) -> Result<()> {
-    if path.extension().and_then(|e| e.to_str()) != Some("safetensors") {
-        bail!("{}: output must be a .safetensors file", path.display());
-    }
-    let encoded: Vec<(String, Encoded)> = tensors
-        .iter()
-        .map(|(key, t)| {
-            let (dtype, bytes) = match t.dtype {
-                FloatType::F32 => (
-                    Dtype::F32,
-                    t.values
-                        .iter()
-                        .flat_map(|&x| (x as f32).to_le_bytes())
-                        .collect(),
-                ),
-                FloatType::F64 => (
-                    Dtype::F64,
-                    t.values.iter().flat_map(|&x| x.to_le_bytes()).collect(),
-                ),
-            };
-            (
-                key.clone(),
-                Encoded {
-                    dtype,
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let bytes = |t: &NamedTensor| -> Vec<u8> {
+        match t.dtype {
+            FloatType::F32 => t
+                .values
+                .iter()
+                .flat_map(|&x| (x as f32).to_le_bytes())
+                .collect(),
+            FloatType::F64 => t.values.iter().flat_map(|&x| x.to_le_bytes()).collect(),
+        }
+    };
+    let partial = path.with_extension(format!("{extension}.partial"));
+    match extension.as_str() {
+        "safetensors" => {
+            let encoded: Vec<(String, Encoded)> = tensors
+                .iter()
+                .map(|(key, t)| {
+                    let dtype = match t.dtype {
+                        FloatType::F32 => Dtype::F32,
+                        FloatType::F64 => Dtype::F64,
+                    };
+                    (
+                        key.clone(),
+                        Encoded {
+                            dtype,
+                            shape: t.shape.clone(),
+                            bytes: bytes(t),
+                        },
+                    )
+                })
+                .collect();
+            serialize_to_file(encoded.iter().map(|(k, e)| (k.as_str(), e)), None, &partial)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+        "pdparams" => {
+            let arrays: Vec<PdArray> = tensors
+                .iter()
+                .map(|(key, t)| PdArray {
+                    name: key.clone(),
                     shape: t.shape.clone(),
-                    bytes,
-                },
-            )
-        })
-        .collect();
-    let partial = path.with_extension("safetensors.partial");
-    serialize_to_file(encoded.iter().map(|(k, e)| (k.as_str(), e)), None, &partial)
-        .with_context(|| format!("{}: cannot write", path.display()))?;
+                    dtype: if t.dtype == FloatType::F64 {
+                        "f8"
+                    } else {
+                        "f4"
+                    }
+                    .into(),
+                    bytes: bytes(t),
+                })
+                .collect();
+            std::fs::write(&partial, pdparams::write(&arrays))
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+        _ => bail!(
+            "{}: output must be a .safetensors or .pdparams file",
+            path.display()
+        ),
+    }
     std::fs::rename(&partial, path).with_context(|| format!("{}: cannot write", path.display()))
 }

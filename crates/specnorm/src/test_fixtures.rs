@@ -25,8 +25,9 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 /// The (checkpoint file, framework) pairs of the fixtures.
-pub const FILES: [(&str, &str); 5] = [
+pub const FILES: [(&str, &str); 6] = [
     ("paddle.safetensors", "paddle"),
+    ("paddle.pdparams", "paddle"),
     ("torch_hook.pt", "torch_hook"),
     ("torch_hook.safetensors", "torch_hook"),
     ("torch_param.pt", "torch_param"),

@@ -26,7 +26,11 @@ use burn::store::{
 };
 use thiserror::Error;
 
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+
 use crate::SpectralNorm;
+use crate::pdparams::{self, PdArray};
 
 /// Which framework wrote (or will read) a checkpoint, and so its key names and layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +78,7 @@ pub enum CheckpointError {
 
 /// Reads `path` into a copy of `module` (whose spectral norms must already be attached, as
 /// in the model that was saved) and returns it. `.safetensors` files of any [`Checkpoint`]
-/// kind are read, and `.pt`/`.pth` files of the PyTorch kinds. Every tensor of the module must
+/// kind are read, `.pdparams` files of Paddle's and `.pt`/`.pth` files of the PyTorch kinds. Every tensor of the module must
 /// be in the file and every tensor of the file must be used.
 ///
 /// # Errors
@@ -118,6 +122,17 @@ pub fn load_checkpoint<M: Module>(
                 .load_from(&mut store)
                 .map_err(|e| store_error(e.to_string()))?
         }
+        "pdparams" if kind == Checkpoint::Paddle => {
+            let bytes = std::fs::read(path).map_err(|e| store_error(e.to_string()))?;
+            let arrays = pdparams::read(&bytes).map_err(|e| store_error(e.to_string()))?;
+            let bytes = arrays_to_safetensors(&arrays).map_err(store_error)?;
+            let mut store = SafetensorsStore::from_bytes(Some(bytes))
+                .remap(remapper)
+                .allow_partial(true);
+            loaded
+                .load_from(&mut store)
+                .map_err(|e| store_error(e.to_string()))?
+        }
         other => return Err(unsupported(path, other, kind)),
     };
     let mut problems: Vec<String> = result
@@ -137,9 +152,9 @@ pub fn load_checkpoint<M: Module>(
     }
 }
 
-/// Writes `module` to a `.safetensors` file with the key names and layouts of `kind`, for
-/// that framework to load (PyTorch: `model.load_state_dict(safetensors.torch.load_file(...))`;
-/// Paddle: `layer.set_state_dict` of the arrays).
+/// Writes `module` with the key names and layouts of `kind`, for that framework to load: a
+/// `.safetensors` file for any kind (PyTorch: `model.load_state_dict(safetensors.torch.load_file(...))`),
+/// or a `.pdparams` file for Paddle (`layer.set_state_dict(paddle.load(path))`).
 ///
 /// # Errors
 ///
@@ -151,11 +166,26 @@ pub fn save_checkpoint<M: Module>(
     kind: Checkpoint,
 ) -> Result<(), CheckpointError> {
     let path = path.as_ref();
-    match extension(path).as_str() {
-        "safetensors" => {}
+    let store_error = |message: String| CheckpointError::Store {
+        file: path.to_path_buf(),
+        message,
+    };
+    let store = match extension(path).as_str() {
+        "safetensors" => SafetensorsStore::from_file(path),
+        "pdparams" if kind == Checkpoint::Paddle => {
+            let mut store =
+                SafetensorsStore::from_bytes(None).remap(remapper(module, kind, Direction::Save));
+            module
+                .save_into(&mut store)
+                .map_err(|e| store_error(e.to_string()))?;
+            let bytes = store.get_bytes().map_err(|e| store_error(e.to_string()))?;
+            let arrays = safetensors_to_arrays(&bytes).map_err(store_error)?;
+            return std::fs::write(path, pdparams::write(&arrays))
+                .map_err(|e| store_error(e.to_string()));
+        }
         other => return Err(unsupported(path, other, kind)),
-    }
-    let store = SafetensorsStore::from_file(path).remap(remapper(module, kind, Direction::Save));
+    };
+    let store = store.remap(remapper(module, kind, Direction::Save));
     let mut store = match kind {
         Checkpoint::PyTorchHook | Checkpoint::PyTorchParametrization => {
             store.with_to_adapter(BurnToPyTorchAdapter)
@@ -170,6 +200,50 @@ pub fn save_checkpoint<M: Module>(
         })
 }
 
+/// The arrays of a `.pdparams` file as a safetensors buffer, for burn-store to load.
+fn arrays_to_safetensors(arrays: &[PdArray]) -> Result<Vec<u8>, String> {
+    let views = arrays
+        .iter()
+        .map(|a| {
+            let dtype = if a.dtype == "f8" {
+                Dtype::F64
+            } else {
+                Dtype::F32
+            };
+            TensorView::new(dtype, a.shape.clone(), &a.bytes).map(|view| (a.name.clone(), view))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    safetensors::serialize(views, None).map_err(|e| e.to_string())
+}
+
+/// The tensors of a safetensors buffer as `.pdparams` arrays.
+fn safetensors_to_arrays(bytes: &[u8]) -> Result<Vec<PdArray>, String> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let mut tensors = file.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    tensors
+        .into_iter()
+        .map(|(name, view)| {
+            let dtype = match view.dtype() {
+                Dtype::F32 => "f4",
+                Dtype::F64 => "f8",
+                other => {
+                    return Err(format!(
+                        "{name}: dtype {other:?} cannot be written to .pdparams"
+                    ));
+                }
+            };
+            Ok(PdArray {
+                name,
+                shape: view.shape().to_vec(),
+                dtype: dtype.into(),
+                bytes: view.data().to_vec(),
+            })
+        })
+        .collect()
+}
+
 fn extension(path: &Path) -> String {
     path.extension()
         .and_then(|e| e.to_str())
@@ -182,7 +256,8 @@ fn unsupported(path: &Path, extension: &str, kind: Checkpoint) -> CheckpointErro
         file: path.to_path_buf(),
         why: format!(
             "cannot use a .{extension} file as a {kind:?} checkpoint: supported are .safetensors \
-             (every kind, load and save) and .pt/.pth (PyTorch kinds, load)"
+             (every kind, load and save), .pdparams (Paddle, load and save) and .pt/.pth \
+             (PyTorch kinds, load)"
         ),
     }
 }

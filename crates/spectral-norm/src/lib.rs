@@ -74,6 +74,8 @@ mod inspect;
 mod matrix;
 mod mode;
 mod op;
+#[cfg(feature = "store")]
+pub mod pdparams;
 mod remove;
 mod reparameterization;
 

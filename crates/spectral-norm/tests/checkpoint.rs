@@ -105,6 +105,48 @@ fn paddle_state_dicts_load_and_reproduce_paddles_outputs() {
 }
 
 #[test]
+fn paddle_pdparams_pickles_load_and_save() {
+    let loaded = load_checkpoint(
+        &net(&device()),
+        fixture("paddle.pdparams"),
+        Checkpoint::Paddle,
+    )
+    .unwrap();
+    assert_matches_framework(&loaded, "paddle");
+    let dir = std::env::temp_dir().join(format!("spectral-norm-pdparams-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("saved.pdparams");
+    save_checkpoint(&loaded, &file, Checkpoint::Paddle).unwrap();
+    let reloaded = load_checkpoint(&net(&device()), &file, Checkpoint::Paddle).unwrap();
+    assert_matches_framework(&reloaded, "paddle");
+    // Same arrays as Paddle's own file, by name, shape, dtype and bytes.
+    let read = |path: PathBuf| {
+        let mut arrays = spectral_norm::pdparams::read(&std::fs::read(path).unwrap()).unwrap();
+        arrays.sort_by(|a, b| a.name.cmp(&b.name));
+        arrays
+    };
+    assert_eq!(read(file), read(fixture("paddle.pdparams")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn malformed_pdparams_are_refused_not_panicked_on() {
+    let bytes = std::fs::read(fixture("paddle.pdparams")).unwrap();
+    assert_eq!(spectral_norm::pdparams::read(&bytes).unwrap().len(), 10);
+    for cut in (0..bytes.len()).step_by(7) {
+        assert!(
+            spectral_norm::pdparams::read(&bytes[..cut]).is_err(),
+            "prefix of {cut} bytes"
+        );
+    }
+    for (i, flip) in (0..bytes.len()).step_by(5).enumerate() {
+        let mut corrupted = bytes.clone();
+        corrupted[flip] ^= 0x5a ^ (i as u8);
+        let _ = spectral_norm::pdparams::read(&corrupted); // any result but a panic
+    }
+}
+
+#[test]
 fn pytorch_hook_checkpoints_load_from_pt_and_safetensors() {
     for file in ["torch_hook.pt", "torch_hook.safetensors"] {
         let loaded =
@@ -193,7 +235,7 @@ fn mismatched_or_unsupported_files_are_refused_by_name() {
     );
 
     let error =
-        load_checkpoint(&model, fixture("paddle.pdparams"), Checkpoint::Paddle).unwrap_err();
+        load_checkpoint(&model, fixture("paddle.pdparams"), Checkpoint::PyTorchHook).unwrap_err();
     assert!(
         matches!(error, CheckpointError::Unsupported { .. }),
         "{error}"

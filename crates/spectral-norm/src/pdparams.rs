@@ -1,0 +1,419 @@
+//! Paddle's `.pdparams` files: a pickle of a `dict` from names to numpy arrays, as
+//! `paddle.save(layer.state_dict(), path)` writes it (feature `store`).
+//!
+//! Why a reader of our own: `pytorch-reader` (burn-store's pickle reader) reads numpy arrays
+//! as opaque objects, and `serde-pickle` cannot rebuild objects made by `REDUCE` + `BUILD`,
+//! which is how numpy pickles an array. The subset needed is small — the opcodes of pickle
+//! protocols 2 to 5 that build dicts, tuples, strings, bytes, numbers and reduced objects —
+//! and everything else is refused with the offset of the byte it stopped at. Every length is
+//! checked against the bytes that remain, so a malformed file fails instead of allocating.
+
+use thiserror::Error;
+
+/// One array of a `.pdparams` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PdArray {
+    /// The state-dict key (`fc.weight_orig`).
+    pub name: String,
+    /// Row-major shape.
+    pub shape: Vec<usize>,
+    /// The numpy dtype: `"f4"` or `"f8"`.
+    pub dtype: String,
+    /// The little-endian element bytes, row-major.
+    pub bytes: Vec<u8>,
+}
+
+/// Why a `.pdparams` file could not be read.
+#[derive(Debug, Error, PartialEq)]
+#[error("not a Paddle state dict pickle: {0}")]
+pub struct PdparamsError(String);
+
+fn fail<T>(why: impl Into<String>) -> Result<T, PdparamsError> {
+    Err(PdparamsError(why.into()))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Mark,
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<Value>),
+    List(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    Global(String),
+    Object {
+        callable: Box<Value>,
+        args: Box<Value>,
+        state: Option<Box<Value>>,
+    },
+}
+
+struct Machine<'a> {
+    data: &'a [u8],
+    at: usize,
+    stack: Vec<Value>,
+    memo: Vec<Value>,
+}
+
+impl<'a> Machine<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PdparamsError> {
+        if n > self.data.len() - self.at {
+            return fail(format!("truncated at byte {}", self.at));
+        }
+        let bytes = &self.data[self.at..self.at + n];
+        self.at += n;
+        Ok(bytes)
+    }
+
+    fn uint(&mut self, n: usize) -> Result<usize, PdparamsError> {
+        let bytes = self.take(n)?;
+        let mut value = 0u64;
+        for (i, b) in bytes.iter().enumerate() {
+            value |= u64::from(*b) << (8 * i);
+        }
+        usize::try_from(value).or_else(|_| fail("length out of range"))
+    }
+
+    fn pop(&mut self) -> Result<Value, PdparamsError> {
+        self.stack
+            .pop()
+            .map_or_else(|| fail(format!("empty stack at byte {}", self.at)), Ok)
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<Value>, PdparamsError> {
+        let Some(mark) = self.stack.iter().rposition(|v| *v == Value::Mark) else {
+            return fail(format!("no mark at byte {}", self.at));
+        };
+        let items = self.stack.split_off(mark + 1);
+        self.stack.pop();
+        Ok(items)
+    }
+
+    fn text(&mut self, n: usize) -> Result<String, PdparamsError> {
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).or_else(|_| fail("string is not UTF-8"))
+    }
+
+    fn line(&mut self) -> Result<String, PdparamsError> {
+        let rest = &self.data[self.at..];
+        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+            return fail("unterminated GLOBAL");
+        };
+        self.text(end).and_then(|s| self.take(1).map(|_| s))
+    }
+
+    fn run(mut self) -> Result<Value, PdparamsError> {
+        loop {
+            let offset = self.at;
+            let op = self.take(1)?[0];
+            let value = match op {
+                0x80 => {
+                    self.take(1)?;
+                    continue;
+                } // PROTO
+                0x95 => {
+                    self.take(8)?;
+                    continue;
+                } // FRAME
+                b'.' => return self.pop(), // STOP
+                b'(' => Value::Mark,
+                b'}' => Value::Dict(Vec::new()),
+                b']' => Value::List(Vec::new()),
+                b')' => Value::Tuple(Vec::new()),
+                b'N' => Value::None,
+                0x88 => Value::Bool(true),
+                0x89 => Value::Bool(false),
+                b'K' => Value::Int(self.uint(1)? as i64),
+                b'M' => Value::Int(self.uint(2)? as i64),
+                b'J' => Value::Int(i64::from(i32::from_le_bytes(
+                    self.take(4)?.try_into().expect("4 bytes"),
+                ))),
+                0x8a => {
+                    let n = self.uint(1)?;
+                    let bytes = self.take(n)?;
+                    if n > 8 {
+                        return fail("integer too long");
+                    }
+                    let mut value = 0i64;
+                    for (i, b) in bytes.iter().enumerate() {
+                        value |= i64::from(*b) << (8 * i);
+                    }
+                    if n > 0 && n < 8 && bytes[n - 1] & 0x80 != 0 {
+                        value -= 1i64 << (8 * n);
+                    }
+                    Value::Int(value)
+                }
+                b'G' => Value::Float(f64::from_be_bytes(
+                    self.take(8)?.try_into().expect("8 bytes"),
+                )),
+                0x8c => {
+                    let n = self.uint(1)?;
+                    Value::Str(self.text(n)?)
+                }
+                b'X' => {
+                    let n = self.uint(4)?;
+                    Value::Str(self.text(n)?)
+                }
+                0x8d => {
+                    let n = self.uint(8)?;
+                    Value::Str(self.text(n)?)
+                }
+                b'C' => {
+                    let n = self.uint(1)?;
+                    Value::Bytes(self.take(n)?.to_vec())
+                }
+                b'B' => {
+                    let n = self.uint(4)?;
+                    Value::Bytes(self.take(n)?.to_vec())
+                }
+                0x8e | 0x96 => {
+                    let n = self.uint(8)?;
+                    Value::Bytes(self.take(n)?.to_vec())
+                }
+                b't' => Value::Tuple(self.pop_mark()?),
+                0x85..=0x87 => {
+                    let n = usize::from(op - 0x84);
+                    if self.stack.len() < n {
+                        return fail(format!("empty stack at byte {offset}"));
+                    }
+                    let items = self.stack.split_off(self.stack.len() - n);
+                    Value::Tuple(items)
+                }
+                0x94 => {
+                    let top = self
+                        .stack
+                        .last()
+                        .cloned()
+                        .map_or_else(|| fail("MEMOIZE on an empty stack"), Ok)?;
+                    self.memo.push(top);
+                    continue;
+                }
+                b'q' | b'r' => {
+                    let index = self.uint(if op == b'q' { 1 } else { 4 })?;
+                    let top = self
+                        .stack
+                        .last()
+                        .cloned()
+                        .map_or_else(|| fail("PUT on an empty stack"), Ok)?;
+                    if index >= self.memo.len() {
+                        self.memo.resize(index + 1, Value::None);
+                    }
+                    self.memo[index] = top;
+                    continue;
+                }
+                b'h' | b'j' => {
+                    let index = self.uint(if op == b'h' { 1 } else { 4 })?;
+                    self.memo
+                        .get(index)
+                        .cloned()
+                        .map_or_else(|| fail(format!("memo {index} unset")), Ok)?
+                }
+                0x93 => {
+                    let (name, module) = (self.pop()?, self.pop()?);
+                    match (module, name) {
+                        (Value::Str(m), Value::Str(n)) => Value::Global(format!("{m}.{n}")),
+                        _ => return fail("STACK_GLOBAL of non-strings"),
+                    }
+                }
+                b'c' => {
+                    let m = self.line()?;
+                    let n = self.line()?;
+                    Value::Global(format!("{m}.{n}"))
+                }
+                b'R' | 0x81 => {
+                    let args = self.pop()?;
+                    let callable = self.pop()?;
+                    Value::Object {
+                        callable: Box::new(callable),
+                        args: Box::new(args),
+                        state: None,
+                    }
+                }
+                b'b' => {
+                    let state = self.pop()?;
+                    match self.stack.last_mut() {
+                        Some(Value::Object { state: slot, .. }) => *slot = Some(Box::new(state)),
+                        _ => return fail(format!("BUILD on a non-object at byte {offset}")),
+                    }
+                    continue;
+                }
+                b's' | b'u' => {
+                    let items = if op == b's' {
+                        let v = self.pop()?;
+                        let k = self.pop()?;
+                        vec![k, v]
+                    } else {
+                        self.pop_mark()?
+                    };
+                    if items.len() % 2 != 0 {
+                        return fail("odd SETITEMS");
+                    }
+                    let Some(Value::Dict(entries)) = self.stack.last_mut() else {
+                        return fail(format!("SETITEMS on a non-dict at byte {offset}"));
+                    };
+                    let mut items = items.into_iter();
+                    while let (Some(k), Some(v)) = (items.next(), items.next()) {
+                        entries.push((k, v));
+                    }
+                    continue;
+                }
+                b'a' | b'e' => {
+                    let items = if op == b'a' {
+                        vec![self.pop()?]
+                    } else {
+                        self.pop_mark()?
+                    };
+                    let Some(Value::List(list)) = self.stack.last_mut() else {
+                        return fail("APPENDS on a non-list");
+                    };
+                    list.extend(items);
+                    continue;
+                }
+                other => {
+                    return fail(format!(
+                        "unsupported pickle opcode 0x{other:02x} at byte {offset}"
+                    ));
+                }
+            };
+            self.stack.push(value);
+        }
+    }
+}
+
+/// Reads every numpy array of a `.pdparams` pickle. Entries that are not float32/float64
+/// arrays (Paddle's `StructuredToParameterName@@` name map) are skipped.
+///
+/// # Errors
+///
+/// [`PdparamsError`] for anything that is not a pickled dict of numpy arrays.
+pub fn read(data: &[u8]) -> Result<Vec<PdArray>, PdparamsError> {
+    let root = Machine {
+        data,
+        at: 0,
+        stack: Vec::new(),
+        memo: Vec::new(),
+    }
+    .run()?;
+    let Value::Dict(entries) = root else {
+        return fail("the pickle's root is not a dict");
+    };
+    let mut arrays = Vec::new();
+    for (key, value) in entries {
+        let (
+            Value::Str(name),
+            Value::Object {
+                callable,
+                state: Some(state),
+                ..
+            },
+        ) = (key, value)
+        else {
+            continue;
+        };
+        if !matches!(&*callable, Value::Global(g) if g.ends_with("multiarray._reconstruct")) {
+            continue;
+        }
+        arrays.push(array(name, *state)?);
+    }
+    Ok(arrays)
+}
+
+/// An array from numpy's `__setstate__` tuple `(version, shape, dtype, fortran, bytes)`.
+fn array(name: String, state: Value) -> Result<PdArray, PdparamsError> {
+    let Value::Tuple(parts) = state else {
+        return fail(format!("{name}: array state is not a tuple"));
+    };
+    let [
+        _,
+        Value::Tuple(shape),
+        Value::Object {
+            args,
+            state: dtype_state,
+            ..
+        },
+        Value::Bool(fortran),
+        Value::Bytes(bytes),
+    ] = parts.as_slice()
+    else {
+        return fail(format!("{name}: unexpected array state"));
+    };
+    let shape = shape
+        .iter()
+        .map(|d| match d {
+            Value::Int(n) if *n >= 0 => Ok(*n as usize),
+            _ => fail(format!("{name}: bad shape")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let Value::Tuple(dtype_args) = &**args else {
+        return fail(format!("{name}: bad dtype"));
+    };
+    let dtype = match dtype_args.first() {
+        Some(Value::Str(s)) => s.clone(),
+        _ => return fail(format!("{name}: bad dtype")),
+    };
+    let little_endian = match dtype_state.as_deref() {
+        Some(Value::Tuple(s)) => !matches!(s.get(1), Some(Value::Str(order)) if order == ">"),
+        _ => true,
+    };
+    let width = match dtype.as_str() {
+        "f4" => 4,
+        "f8" => 8,
+        other => return fail(format!("{name}: dtype {other} is not supported (f4, f8)")),
+    };
+    if *fortran || !little_endian {
+        return fail(format!(
+            "{name}: Fortran-ordered or big-endian arrays are not supported"
+        ));
+    }
+    let count = shape
+        .iter()
+        .try_fold(1usize, |n, d| n.checked_mul(*d))
+        .ok_or_else(|| PdparamsError(format!("{name}: shape too large")))?;
+    if count.checked_mul(width) != Some(bytes.len()) {
+        return fail(format!(
+            "{name}: {} bytes for shape {shape:?} of {dtype}",
+            bytes.len()
+        ));
+    }
+    Ok(PdArray {
+        name,
+        shape,
+        dtype,
+        bytes: bytes.clone(),
+    })
+}
+
+/// Writes arrays as `paddle.save` would: a protocol-2 pickle of a dict of numpy arrays, which
+/// `paddle.load` (and `pickle.load` with numpy) reads back.
+pub fn write(arrays: &[PdArray]) -> Vec<u8> {
+    let mut out = vec![0x80, 2, b'}', b'('];
+    let text = |out: &mut Vec<u8>, s: &str| {
+        out.push(b'X');
+        out.extend((s.len() as u32).to_le_bytes());
+        out.extend(s.as_bytes());
+    };
+    for array in arrays {
+        text(&mut out, &array.name);
+        out.extend(
+            b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R(K\x01(",
+        );
+        for d in &array.shape {
+            out.push(b'J');
+            out.extend((*d as i32).to_le_bytes());
+        }
+        out.extend(b"tcnumpy\ndtype\n");
+        text(&mut out, &array.dtype);
+        out.extend(b"\x89\x88\x87R(K\x03");
+        text(&mut out, "<");
+        out.extend(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89B");
+        out.extend((array.bytes.len() as u32).to_le_bytes());
+        out.extend(&array.bytes);
+        out.extend(b"tb");
+    }
+    out.extend(b"u.");
+    out
+}
