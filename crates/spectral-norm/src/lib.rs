@@ -31,6 +31,12 @@
 //! assert!(inspect(&plain.weight).is_none());
 //! ```
 //!
+//! Also: [`set_power_iteration`] stops or resumes the iteration on the training device (for a
+//! gradient penalty, say); [`largest_singular_value`] and [`sigma_from_vectors`] measure any
+//! weight; [`SpectralNormOp`] is Paddle's op layer. With the `store` feature, `checkpoint`
+//! loads and saves Paddle's and PyTorch's checkpoint layouts and `pdparams` reads and writes
+//! Paddle's pickles.
+//!
 //! # Semantics
 //!
 //! - Wrapping draws `u` `[h]` and `v` `[w]` from N(0, 1) and normalizes them. They are saved and
