@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -63,17 +64,9 @@ pub fn samples(path: &Path, real: &[f32], runs: &[(&str, &History)]) -> Result<(
             .map_err(err)?
             .label("generated")
             .legend(|(x, y)| Circle::new((x, y), 4, COLORS[0].filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
-    root.present()
-        .map_err(err)
-        .with_context(|| path.display().to_string())
+    present(&root, path)
 }
 
 /// One line per (run, layer) of a σ series against generator steps.
@@ -207,12 +200,31 @@ fn lines(
             .label(line.label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
     }
+    legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
+    present(&root, path)
+}
+
+/// The series labels, boxed on a translucent white background.
+fn legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: CoordTranslate,
+{
     chart
         .configure_series_labels()
+        .position(position)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(err)?;
+        .map_err(err)
+}
+
+/// Writes the PNG, naming it in any error.
+fn present(root: &DrawingArea<BitMapBackend<'_>, Shift>, path: &Path) -> Result<()> {
     root.present()
         .map_err(err)
         .with_context(|| path.display().to_string())

@@ -91,9 +91,11 @@ fn vector(tensor: &NamedTensor) -> Tensor<1> {
     Tensor::from_data(data, (&Device::flex(), DType::F64))
 }
 
+/// Runs `$body` (a `Result<f64, SpectralNormError>`) on the tensor as a Burn tensor of its
+/// rank, naming `$key` in any error.
 macro_rules! by_rank {
-    ($tensor:expr, $key:expr, |$t:ident| $body:expr) => {
-        match $tensor.shape.len() {
+    ($tensor:expr, $key:expr, |$t:ident| $body:expr) => {{
+        let result = match $tensor.shape.len() {
             1 => {
                 let $t = to_burn::<1>($tensor);
                 $body
@@ -115,18 +117,16 @@ macro_rules! by_rank {
                 $body
             }
             rank => bail!("{}: rank {rank} is not supported (1 to 5)", $key),
-        }
-    };
+        };
+        result.map_err(|e| anyhow!("{}: {e}", $key))
+    }};
 }
 
 /// σ of the matrix view of `tensor` along `dim`, converged to [`TOLERANCE`], in f64.
 pub fn spectral_norm_of(key: &str, tensor: &NamedTensor, dim: usize) -> Result<f64> {
-    let converge = |sigma: Result<f64, spectral_norm::SpectralNormError>| {
-        sigma.map_err(|e| anyhow!("{key}: {e}"))
-    };
-    by_rank!(tensor, key, |t| converge(largest_singular_value(
+    by_rank!(tensor, key, |t| largest_singular_value(
         t, dim, TOLERANCE, 100_000
-    )))
+    ))
 }
 
 /// `u·(M v)` for the stored vectors, in f64.
@@ -138,8 +138,5 @@ pub fn sigma_of_vectors(
     dim: usize,
 ) -> Result<f64> {
     let (u, v) = (vector(u), vector(v));
-    let estimate = |sigma: Result<f64, spectral_norm::SpectralNormError>| {
-        sigma.map_err(|e| anyhow!("{key}: {e}"))
-    };
-    by_rank!(weight, key, |t| estimate(sigma_from_vectors(t, u, v, dim)))
+    by_rank!(weight, key, |t| sigma_from_vectors(t, u, v, dim))
 }
