@@ -6,7 +6,7 @@ use burn::tensor::Distribution;
 
 use crate::buffer::Buffer;
 use crate::matrix::{Normalization, normalize};
-use crate::{SpectralNorm, SpectralNormConfig, SpectralNormError};
+use crate::{SpectralNorm, SpectralNormConfig, SpectralNormError, Workspace};
 
 /// Attaches spectral normalization to one parameter of `module` and returns the new module;
 /// `module` itself is left as it was, also when an error is returned.
@@ -239,6 +239,7 @@ impl Reparameterizer for Attach<'_> {
             dim: self.dim,
             n_power_iterations: self.n_power_iterations,
             eps: self.eps,
+            workspace: Workspace::default(),
         };
         (param, Some(state))
     }

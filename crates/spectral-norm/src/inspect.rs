@@ -1,10 +1,10 @@
 //! Reading the spectral-norm state without advancing it.
 
-use burn::module::Param;
+use burn::module::{Param, Reparameterization};
 use burn::prelude::*;
 
 use crate::SpectralNorm;
-use crate::matrix::{divide, matrix, sigma};
+use crate::matrix::{matrix, sigma};
 
 /// What a spectrally normalized parameter currently holds, read without running the power
 /// iteration and without gradient tracking.
@@ -50,7 +50,8 @@ pub fn inspect<const D: usize>(param: &Param<Tensor<D>>) -> Option<SpectralNormS
         sigma: sigma.clone().into_scalar::<f64>(),
         u,
         v,
-        weight: divide(weight, sigma),
+        // Exactly what the layer uses in evaluation mode.
+        weight: state.apply(weight),
         dim: state.dim,
     })
 }

@@ -76,6 +76,8 @@ pub mod checkpoint;
 mod config;
 mod error;
 mod estimate;
+#[cfg(feature = "flex")]
+mod flex;
 mod inspect;
 mod matrix;
 mod mode;
@@ -84,6 +86,7 @@ mod op;
 pub mod pdparams;
 mod remove;
 mod reparameterization;
+mod workspace;
 
 pub use attach::{default_dim, spectral_norm};
 pub use buffer::Buffer;
@@ -95,6 +98,7 @@ pub use mode::set_power_iteration;
 pub use op::{SpectralNormOp, SpectralNormOpConfig, spectral_norm_op};
 pub use remove::remove_spectral_norm;
 pub use reparameterization::SpectralNorm;
+pub use workspace::Workspace;
 
 /// The README's Rust examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

@@ -5,6 +5,7 @@ use burn::module::Flag;
 use burn::module::{Module, Param, Reparameterization};
 use burn::prelude::*;
 
+use crate::Workspace;
 use crate::buffer::Buffer;
 use crate::matrix::{Normalization, divide, matrix, power_iterate, sigma};
 
@@ -33,12 +34,18 @@ pub struct SpectralNorm {
     pub n_power_iterations: usize,
     /// Lower bound on a vector norm in `x / max(‖x‖, eps)`.
     pub eps: f64,
+    /// Scratch memory of the fast path (not saved).
+    pub workspace: Workspace,
 }
 
 impl Reparameterization for SpectralNorm {
     const NAME: &'static str = "spectral_norm";
 
     fn apply<const D: usize>(&self, base: Tensor<D>) -> Tensor<D> {
+        #[cfg(feature = "flex")]
+        if let Some(normalized) = crate::flex::apply(self, &base) {
+            return normalized;
+        }
         let weight_matrix = matrix(base.clone(), self.dim);
         let (u, v) = if self.is_training(&base) {
             self.advance(&weight_matrix)

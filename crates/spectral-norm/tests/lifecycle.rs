@@ -48,12 +48,17 @@ fn training_forwards_advance_u_and_eval_forwards_do_not() {
 }
 
 #[test]
-fn eval_after_training_uses_the_same_weight_bitwise() {
+fn eval_after_training_uses_the_same_weight_to_rounding() {
+    // Training takes σ = u·(W v) from the fused power-iteration sweep, evaluation from a fresh
+    // product: equal up to f32 rounding, not necessarily bitwise.
     let device = device();
     let layer = normalized_linear(&device);
     let trained = values(layer.weight.val());
     let eval = values(layer.valid().weight.val());
-    assert_eq!(trained, eval);
+    assert_eq!(trained.len(), eval.len());
+    for (t, e) in trained.iter().zip(&eval) {
+        assert!((t - e).abs() <= 1e-6 * t.abs().max(1e-3), "{t} vs {e}");
+    }
 }
 
 #[test]

@@ -1,0 +1,191 @@
+//! `sn-bench`: spectral-norm's cost on Burn, measured side by side with PyTorch and Paddle.
+//!
+//! For each thread count, shape and power-iteration count it times, on Burn's Flex backend
+//! (f32): the spectral-norm computation alone in training mode, the training-step overhead over
+//! the plain layer (paired alternation, as `peers.py` does) and the eval-forward overhead. It
+//! measures the machine's read bandwidth for the floor (`n + 1` reads of W), then runs
+//! `peers.py` in the same invocation and prints ratios per row. The last line is
+//! `worst ratio vs PyTorch (training-step overhead): X`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+use spectral_norm_bench::report::{self, Row};
+use spectral_norm_bench::timing::{bench, bench_pair};
+use spectral_norm_bench::workload::{self, SHAPES, Shape};
+use spectral_norm_bench::{bandwidth, peers};
+
+/// Spectral-norm cost on Burn versus PyTorch and Paddle (CPU, f32, medians).
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Thread counts (rayon pool size for Burn; OMP/MKL threads for the peers).
+    #[arg(long, default_value = "1,2")]
+    threads: String,
+    /// Shapes: `all` or a comma-separated list of peers.py names (lin256, conv512x512x3x3, …).
+    #[arg(long, default_value = "all")]
+    shapes: String,
+    /// Power-iteration counts.
+    #[arg(long, default_value = "1,5")]
+    iters: String,
+    /// Seconds of timed calls per measurement.
+    #[arg(long, default_value_t = 0.6)]
+    budget: f64,
+    /// Python interpreter with `torch` and `paddlepaddle` installed.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// The peer benchmark script.
+    #[arg(long, default_value = "../shared/bench/peers.py")]
+    peers_script: PathBuf,
+    /// Reuse a peers.py results file instead of running it.
+    #[arg(long)]
+    peers_json: Option<PathBuf>,
+    /// Measure ours only.
+    #[arg(long)]
+    no_peers: bool,
+    /// Output folder for ours.json, peers.json and report.md.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+}
+
+fn list(text: &str) -> Result<Vec<usize>> {
+    text.split(',')
+        .map(|t| {
+            t.trim()
+                .parse()
+                .with_context(|| format!("not a count: {t:?}"))
+        })
+        .collect()
+}
+
+fn shapes(text: &str) -> Result<Vec<Shape>> {
+    if text == "all" {
+        return Ok(SHAPES.to_vec());
+    }
+    text.split(',')
+        .map(|name| {
+            SHAPES
+                .iter()
+                .find(|s| s.name == name.trim())
+                .copied()
+                .with_context(|| format!("unknown shape {name:?}"))
+        })
+        .collect()
+}
+
+fn measure(
+    shape: &Shape,
+    n: usize,
+    first_n: bool,
+    threads: usize,
+    bandwidth: f64,
+    budget: Duration,
+) -> Row {
+    let mut calls = workload::calls(shape, n);
+    let sn_train = bench(&mut calls.sn_train, budget);
+    let step = bench_pair(&mut calls.step_plain, &mut calls.step_sn, 2 * budget);
+    let (sn_eval, eval) = if first_n {
+        (
+            Some(bench(&mut calls.sn_eval, budget)),
+            Some(bench_pair(
+                &mut calls.eval_plain,
+                &mut calls.eval_sn,
+                budget,
+            )),
+        )
+    } else {
+        (None, None)
+    };
+    eprintln!(
+        "  ours {threads}T {:16} n={n}: SN alone {}, step +{}",
+        shape.name,
+        report::fmt_us(sn_train.median_us),
+        report::fmt_us(step.overhead.median_us)
+    );
+    Row {
+        threads,
+        shape: shape.name.into(),
+        numel: shape.numel(),
+        n,
+        sn_train,
+        step,
+        sn_eval,
+        eval,
+        floor_us: report::floor_us(shape, n, bandwidth),
+    }
+}
+
+/// Read bandwidth (bytes/s) per thread count.
+type Bandwidths = Vec<(usize, f64)>;
+
+fn measure_ours(args: &Args) -> Result<(Vec<Row>, Bandwidths)> {
+    let budget = Duration::from_secs_f64(args.budget);
+    let iters = list(&args.iters)?;
+    let shapes = shapes(&args.shapes)?;
+    let (mut rows, mut bandwidths) = (Vec::new(), Vec::new());
+    for threads in list(&args.threads)? {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
+        pool.install(|| {
+            let bandwidth = bandwidth::read_bandwidth();
+            bandwidths.push((threads, bandwidth));
+            for shape in &shapes {
+                for (i, &n) in iters.iter().enumerate() {
+                    rows.push(measure(shape, n, i == 0, threads, bandwidth, budget));
+                }
+            }
+        });
+    }
+    Ok((rows, bandwidths))
+}
+
+fn peer_records(args: &Args) -> Result<Vec<peers::Record>> {
+    if let Some(path) = &args.peers_json {
+        return peers::read(path);
+    }
+    if args.no_peers {
+        return Ok(Vec::new());
+    }
+    if !args.peers_script.exists() {
+        bail!(
+            "{} not found (use --no-peers to measure ours only)",
+            args.peers_script.display()
+        );
+    }
+    let out = args.out.join("peers.json");
+    let _ = std::fs::remove_file(&out);
+    peers::run(&peers::Request {
+        python: &args.python,
+        script: &args.peers_script,
+        threads: &args.threads,
+        shapes: &args.shapes,
+        iters: &args.iters,
+        budget: args.budget,
+        out: &out,
+    })
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.out)?;
+    let (rows, bandwidths) = measure_ours(&args)?;
+    std::fs::write(
+        args.out.join("ours.json"),
+        serde_json::to_string_pretty(&rows)?,
+    )?;
+    let records = peer_records(&args)?;
+    let (table, worst) = report::render(&rows, &records, &bandwidths);
+    std::fs::write(args.out.join("report.md"), &table)?;
+    println!("{table}");
+    match worst {
+        Some(w) => println!("worst ratio vs PyTorch (training-step overhead): {w:.3}"),
+        None => {
+            println!("worst ratio vs PyTorch (training-step overhead): n/a (PyTorch not measured)")
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! The comparison table: ours against PyTorch, Paddle and the memory floor, per row.
+
+use std::fmt::Write;
+
+use crate::peers::{self, Record};
+use crate::timing::{Paired, Stats};
+use crate::workload::Shape;
+
+/// Our measurements for one (threads, shape, n).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Row {
+    /// Rayon pool size.
+    pub threads: usize,
+    /// Shape name.
+    pub shape: String,
+    /// Weight elements.
+    pub numel: usize,
+    /// Power iterations.
+    pub n: usize,
+    /// The spectral-norm computation alone, training mode.
+    pub sn_train: Stats,
+    /// Training step, paired with the plain layer.
+    pub step: Paired,
+    /// The spectral-norm computation alone, eval mode (first `n` only).
+    pub sn_eval: Option<Stats>,
+    /// Eval forward, paired with the plain layer (first `n` only).
+    pub eval: Option<Paired>,
+    /// Floor: `n + 1` reads of the weight at the measured bandwidth, in µs.
+    pub floor_us: f64,
+}
+
+/// Floor in µs for `n` iterations over `shape` at `bandwidth` bytes/s.
+pub fn floor_us(shape: &Shape, n: usize, bandwidth: f64) -> f64 {
+    (n + 1) as f64 * (shape.numel() * 4) as f64 / bandwidth * 1e6
+}
+
+/// Formats microseconds as peers.py does.
+pub fn fmt_us(us: f64) -> String {
+    let sign = if us < 0.0 { "−" } else { "" };
+    let a = us.abs();
+    let body = if a >= 1e4 {
+        format!("{:.0} ms", a / 1e3)
+    } else if a >= 1e3 {
+        format!("{:.2} ms", a / 1e3)
+    } else {
+        format!("{a:.0} µs")
+    };
+    format!("{sign}{body}")
+}
+
+fn ratio(ours: f64, theirs: Option<f64>) -> Option<f64> {
+    theirs.filter(|t| *t > 0.0).map(|t| ours / t)
+}
+
+fn fmt_opt(value: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    value.map(f).unwrap_or_else(|| "–".into())
+}
+
+/// PyTorch's smaller training-step overhead of its two spectral norms: we compare against the
+/// stronger peer.
+fn torch_step(records: &[Record], row: &Row) -> Option<f64> {
+    let get = |peer| {
+        peers::median(
+            records,
+            peer,
+            row.threads,
+            &row.shape,
+            "step_ovh",
+            Some(row.n),
+        )
+    };
+    match (get("torch_hook"), get("torch_param")) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn torch_eval(records: &[Record], row: &Row) -> Option<f64> {
+    let plain = peers::plain(records, "torch", row.threads, &row.shape, "eval_plain")?;
+    ["torch_hook", "torch_param"]
+        .iter()
+        .filter_map(|peer| peers::median(records, peer, row.threads, &row.shape, "eval_sn", None))
+        .map(|sn| sn - plain)
+        .reduce(f64::min)
+}
+
+/// The tables, and the worst training-step ratio against PyTorch over rows where PyTorch's
+/// overhead is positive.
+pub fn render(
+    rows: &[Row],
+    records: &[Record],
+    bandwidths: &[(usize, f64)],
+) -> (String, Option<f64>) {
+    let mut out = String::new();
+    let mut worst: Option<f64> = None;
+    for &(threads, bandwidth) in bandwidths {
+        let these: Vec<&Row> = rows.iter().filter(|r| r.threads == threads).collect();
+        let _ = writeln!(
+            out,
+            "\n## {threads} thread(s); read bandwidth {:.1} GB/s\n",
+            bandwidth / 1e9
+        );
+        out.push_str("| shape | n | ours: SN alone | floor | ×floor | ours: step +ovh | PyTorch +ovh | Paddle +ovh | ours/PyTorch | ours/Paddle |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+        for row in &these {
+            let ovh = row.step.overhead.median_us;
+            let torch = torch_step(records, row);
+            let paddle = peers::median(
+                records,
+                "paddle",
+                threads,
+                &row.shape,
+                "step_ovh",
+                Some(row.n),
+            );
+            let vs_torch = ratio(ovh, torch);
+            if let Some(r) = vs_torch {
+                worst = Some(worst.map_or(r, |w: f64| w.max(r)));
+            }
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
+                row.shape,
+                row.n,
+                fmt_us(row.sn_train.median_us),
+                fmt_us(row.floor_us),
+                row.sn_train.median_us / row.floor_us,
+                fmt_us(ovh),
+                fmt_opt(torch, fmt_us),
+                fmt_opt(paddle, fmt_us),
+                fmt_opt(vs_torch, |r| format!("{r:.3}")),
+                fmt_opt(ratio(ovh, paddle), |r| format!("{r:.3}")),
+            );
+        }
+        out.push_str("\n| shape | ours: SN alone (eval) | ours: eval fwd +ovh | PyTorch eval fwd +ovh | ours/PyTorch |\n");
+        out.push_str("|---|---|---|---|---|\n");
+        for row in these.iter().filter(|r| r.eval.is_some()) {
+            let ovh = row.eval.map(|p| p.overhead.median_us).unwrap_or(f64::NAN);
+            let torch = torch_eval(records, row);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                row.shape,
+                fmt_opt(row.sn_eval.map(|s| s.median_us), fmt_us),
+                fmt_us(ovh),
+                fmt_opt(torch, fmt_us),
+                fmt_opt(ratio(ovh, torch), |r| format!("{r:.3}")),
+            );
+        }
+    }
+    (out, worst)
+}

@@ -1,0 +1,97 @@
+//! Medians of individually timed calls, the way `../shared/bench/peers.py` takes them, so that
+//! our numbers and the peers' are the same statistic.
+
+use std::time::{Duration, Instant};
+
+/// Summary of one measurement, in microseconds.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// Median of the timed calls (or of the paired differences).
+    pub median_us: f64,
+    /// Fastest call.
+    pub min_us: f64,
+    /// Number of timed calls.
+    pub reps: usize,
+}
+
+fn stats(mut samples: Vec<f64>) -> Stats {
+    samples.sort_by(f64::total_cmp);
+    let n = samples.len();
+    let median = if n % 2 == 1 {
+        samples[n / 2]
+    } else {
+        (samples[n / 2 - 1] + samples[n / 2]) / 2.0
+    };
+    Stats {
+        median_us: median,
+        min_us: samples[0],
+        reps: n,
+    }
+}
+
+fn time_us(f: &mut dyn FnMut()) -> f64 {
+    let start = Instant::now();
+    f();
+    start.elapsed().as_secs_f64() * 1e6
+}
+
+/// Median of individually timed calls after a warm-up, for about `budget` of timed calls.
+/// Calls slower than 0.5 s get one warm-up call and three timed calls, as in peers.py.
+pub fn bench(f: &mut (dyn FnMut() + Send), budget: Duration) -> Stats {
+    let started = Instant::now();
+    let first = time_us(f);
+    let (warm, min_reps) = if first > 5e5 { (1, 3) } else { (3, 5) };
+    let mut calls = 1;
+    while calls < warm || (started.elapsed() < Duration::from_millis(150) && calls < 50) {
+        f();
+        calls += 1;
+    }
+    let mut samples = Vec::new();
+    let timed = Instant::now();
+    while samples.len() < min_reps || (samples.len() < 2000 && timed.elapsed() < budget) {
+        samples.push(time_us(f));
+    }
+    stats(samples)
+}
+
+/// Result of timing a plain call and a spectrally normalized one in alternation.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Paired {
+    /// The spectrally normalized call.
+    pub sn: Stats,
+    /// The plain call, timed in the same pairs.
+    pub plain: Stats,
+    /// Median of the per-pair differences `sn - plain`: the overhead.
+    pub overhead: Stats,
+}
+
+/// Times `plain` and `sn` in ABBA alternation so that drift and allocator state hit both, as
+/// peers.py's `bench_pair` does; the overhead is the median of per-pair differences.
+pub fn bench_pair(plain: &mut dyn FnMut(), sn: &mut dyn FnMut(), budget: Duration) -> Paired {
+    let warm = Instant::now();
+    plain();
+    sn();
+    if warm.elapsed() < Duration::from_millis(500) {
+        plain();
+        sn();
+    }
+    let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
+    let started = Instant::now();
+    while d.len() < 7 || (d.len() < 500 && started.elapsed() < budget) {
+        let (ta, tb) = if d.len() % 2 == 0 {
+            let ta = time_us(plain);
+            (ta, time_us(sn))
+        } else {
+            let tb = time_us(sn);
+            (time_us(plain), tb)
+        };
+        a.push(ta);
+        b.push(tb);
+        d.push(tb - ta);
+    }
+    Paired {
+        sn: stats(b),
+        plain: stats(a),
+        overhead: stats(d),
+    }
+}

@@ -1,0 +1,94 @@
+//! `W → W / σ` as one autodiff node with its closed-form backward, instead of Burn autodiff
+//! through a division, a mat-vec and a dot product (which costs several W-sized temporaries).
+
+use core::marker::PhantomData;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::Element;
+
+use super::kernels::{Real, View, backward_in_place};
+
+/// What the backward needs: `W` (shared, not copied), the vectors and σ of this use.
+#[derive(Debug, Clone)]
+struct Saved<T> {
+    weight: FlexTensor,
+    u: Vec<T>,
+    v: Vec<T>,
+    sigma: T,
+    view: View,
+}
+
+#[derive(Debug)]
+struct DivideBySigma<T>(PhantomData<T>);
+
+impl<T> Backward<Flex, 1> for DivideBySigma<T>
+where
+    T: Real + Element + bytemuck::Pod + core::fmt::Debug,
+{
+    type State = Saved<T>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let Some(parent) = parent else { return };
+        let saved = ops.state;
+        let weight = saved
+            .weight
+            .as_slice::<T>()
+            .expect("W was checked contiguous");
+        // The incoming gradient is usually ours alone: then the result overwrites it.
+        let mut grad = if grad.is_contiguous() && grad.layout().start_offset() == 0 {
+            grad
+        } else {
+            grad.to_contiguous()
+        };
+        let g = grad.storage_mut::<T>();
+        backward_in_place(
+            &mut g[..weight.len()],
+            weight,
+            saved.view,
+            &saved.u,
+            &saved.v,
+            saved.sigma,
+        );
+        grads.register::<Flex>(parent.id, grad);
+    }
+}
+
+/// Wraps `output = W / σ` (already computed from `weight`'s primitive) in an autodiff node
+/// whose gradient with respect to `W` is `(G − ⟨G, W⟩/σ · u vᵀ) / σ`.
+pub(super) fn divide_by_sigma<T>(
+    weight: FloatTensor<Autodiff<Flex>>,
+    output: FlexTensor,
+    u: Vec<T>,
+    v: Vec<T>,
+    sigma: T,
+    view: View,
+) -> FloatTensor<Autodiff<Flex>>
+where
+    T: Real + Element + bytemuck::Pod + core::fmt::Debug,
+{
+    let prep = DivideBySigma::<T>(PhantomData)
+        .prepare::<NoCheckpointing>([weight.node()])
+        .compute_bound()
+        .stateful();
+    match prep {
+        OpsKind::Tracked(prep) => {
+            let saved = Saved {
+                weight: weight.primitive().clone(),
+                u,
+                v,
+                sigma,
+                view,
+            };
+            prep.finish(saved, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    }
+}
