@@ -46,6 +46,13 @@ impl Reparameterization for SpectralNorm {
         if let Some(normalized) = crate::flex::apply(self, &base) {
             return normalized;
         }
+        self.apply_generic(base)
+    }
+}
+
+impl SpectralNorm {
+    /// The backend-independent computation, in Burn tensor operations.
+    pub(crate) fn apply_generic<const D: usize>(&self, base: Tensor<D>) -> Tensor<D> {
         let weight_matrix = matrix(base.clone(), self.dim);
         let (u, v) = if self.is_training(&base) {
             self.advance(&weight_matrix)
@@ -54,9 +61,7 @@ impl Reparameterization for SpectralNorm {
         };
         divide(base, sigma(weight_matrix, u, v))
     }
-}
 
-impl SpectralNorm {
     /// Whether a use of `weight` runs the power iteration: Burn's rule for modules with
     /// training behaviour (as in `BatchNorm`), an autodiff device and an enabled flag.
     pub fn is_training<const D: usize>(&self, weight: &Tensor<D>) -> bool {

@@ -292,3 +292,70 @@ fn vectors_take_the_weight_dtype() {
     assert_eq!(state.v.dtype(), DType::F64);
     assert!((norm(&values(state.u)) - 1.0).abs() < 1e-15);
 }
+
+/// `W / σ` with `σ = u·(M v)` from the layer's stored W, u and v, in f64 with nalgebra.
+fn reference_eval_weight(layer: &Linear) -> Vec<f64> {
+    let snapshot = inspect(&layer.weight).unwrap();
+    let weight = values(layer.weight.base());
+    let matrix = matrix_view(&weight, &layer.weight.base().dims(), 1);
+    let u = nalgebra::DVector::from_vec(values(snapshot.u));
+    let v = nalgebra::DVector::from_vec(values(snapshot.v));
+    let sigma = u.dot(&(matrix * v));
+    weight.iter().map(|w| w / sigma).collect()
+}
+
+fn assert_close(actual: &[f64], expected: &[f64]) {
+    for (a, e) in actual.iter().zip(expected) {
+        assert!((a - e).abs() <= 1e-5 * e.abs().max(1e-2), "{a} vs {e}");
+    }
+}
+
+#[test]
+fn the_eval_weight_is_never_stale_after_a_step_a_record_load_or_train() {
+    let device = device();
+    let mut layer = normalized_linear(&device);
+    let mut adam = AdamConfig::new().init();
+    let mut previous = Vec::new();
+    for _ in 0..2 {
+        let eval = layer.valid();
+        let first = values(eval.weight.val());
+        assert_close(&first, &reference_eval_weight(&eval));
+        assert_eq!(
+            values(eval.weight.val()),
+            first,
+            "a repeated eval use is stable"
+        );
+        assert_ne!(first, previous, "an optimizer step changed the eval weight");
+        previous = first;
+        let grads = layer
+            .forward(input(&device))
+            .powi_scalar(2)
+            .sum()
+            .backward();
+        let grads = GradientsParams::from_grads(grads, &layer);
+        layer = adam.step(1e-1, layer, grads);
+    }
+
+    // A record loaded into an evaluation module that has already used (and cached) its weight.
+    let eval = layer.valid();
+    let cached = values(eval.weight.val());
+    let other = LinearConfig::new(5, 4).init(&device);
+    let other = spectral_norm(&other, &SpectralNormConfig::new()).unwrap();
+    let dir = std::env::temp_dir().join(format!("spectral-norm-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("other.bpk");
+    other.clone().save_file(&file).unwrap();
+    let loaded = eval.load_file(&file);
+    let served = values(loaded.weight.val());
+    assert_ne!(served, cached);
+    assert_close(&served, &reference_eval_weight(&other.valid()));
+
+    // Back to training: the vectors advance, and the next evaluation uses the new ones.
+    let trained = loaded.train();
+    let _ = trained.forward(input(&device));
+    let eval = trained.valid();
+    assert_close(&values(eval.weight.val()), &reference_eval_weight(&eval));
+    assert_ne!(values(eval.weight.val()), served);
+    // Burn may read the file lazily: remove it only once every value has been used.
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -287,6 +287,14 @@ pub(crate) fn backward_in_place<T: Real>(
     let c = dot(g, w) / sigma;
     for (o, block) in g.chunks_exact_mut(view.block()).enumerate() {
         let v_o = &v[o * view.inner..(o + 1) * view.inner];
+        if view.inner == 1 {
+            // A Linear weight: the block is one stored row, scaled by the single v_o.
+            let k = c * v_o[0];
+            for (gx, uj) in block.iter_mut().zip(u) {
+                *gx = (*gx - k * *uj) / sigma;
+            }
+            continue;
+        }
         for (uj, row) in u.iter().zip(block.chunks_exact_mut(view.inner)) {
             let k = c * *uj;
             for (gx, vx) in row.iter_mut().zip(v_o) {

@@ -152,3 +152,6 @@ where
     kernels::divide_into(w, sigma, &mut output.storage_mut::<T>()[..w.len()]);
     output
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,155 @@
+//! The fast path against the generic path (Burn tensor operations) on the same inputs: outputs,
+//! stored vectors and gradients, for every matrix-view layout; and the eval cache's validity.
+
+use burn::module::Param;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+
+use crate::buffer::Buffer;
+use crate::{SpectralNorm, Workspace};
+
+fn pseudo_random(count: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..count)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn tensor<const D: usize>(
+    values: Vec<f64>,
+    shape: [usize; D],
+    dtype: DType,
+    device: &Device,
+) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(values, shape), (device, dtype))
+}
+
+fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f64> {
+    tensor.into_data().convert::<f64>().iter::<f64>().collect()
+}
+
+fn state(shape: &[usize], dim: usize, n: usize, dtype: DType, device: &Device) -> SpectralNorm {
+    let rows = shape[dim];
+    let cols = shape.iter().product::<usize>() / rows;
+    let unit = |v: Vec<f64>| {
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.into_iter().map(|x| x / norm).collect::<Vec<_>>()
+    };
+    let inner = device.clone().inner();
+    SpectralNorm {
+        u: Buffer::new(tensor(unit(pseudo_random(rows, 1)), [rows], dtype, &inner)),
+        v: Buffer::new(tensor(unit(pseudo_random(cols, 2)), [cols], dtype, &inner)),
+        training: Param::from_bool(true),
+        dim,
+        n_power_iterations: n,
+        eps: 1e-12,
+        workspace: Workspace::default(),
+    }
+}
+
+fn assert_close(fast: &[f64], generic: &[f64], tolerance: f64, what: &str) {
+    assert_eq!(fast.len(), generic.len(), "{what}: lengths");
+    let scale = generic.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-30);
+    for (i, (a, b)) in fast.iter().zip(generic).enumerate() {
+        assert!(
+            (a - b).abs() <= tolerance * scale,
+            "{what}[{i}]: fast {a} vs generic {b}"
+        );
+    }
+}
+
+/// One training use through each path, then the gradient of `Σ G ⊙ (W/σ)` for a fixed `G`.
+fn compare_training<const D: usize>(shape: [usize; D], dim: usize, n: usize, dtype: DType) {
+    let device = Device::flex().autodiff();
+    let tolerance = if dtype == DType::F64 { 1e-12 } else { 2e-5 };
+    let numel = shape.iter().product();
+    let weight = pseudo_random(numel, 3);
+    let g = tensor(pseudo_random(numel, 4), shape, dtype, &device);
+    let run = |fast: bool| {
+        let sn = state(&shape, dim, n, dtype, &device);
+        let w = tensor(weight.clone(), shape, dtype, &device).require_grad();
+        let out = if fast {
+            super::apply(&sn, &w).expect("the fast path takes f32/f64 weights on Flex")
+        } else {
+            sn.apply_generic(w.clone())
+        };
+        let grads = (out.clone() * g.clone()).sum().backward();
+        let grad = values(w.grad(&grads).unwrap());
+        (values(out), grad, values(sn.u.get()), values(sn.v.get()))
+    };
+    let (fast, generic) = (run(true), run(false));
+    let case = format!("{shape:?} dim {dim} n {n} {dtype:?}");
+    assert_close(&fast.0, &generic.0, tolerance, &format!("W/σ {case}"));
+    assert_close(&fast.1, &generic.1, tolerance * 10.0, &format!("dW {case}"));
+    assert_close(&fast.2, &generic.2, tolerance, &format!("u {case}"));
+    assert_close(&fast.3, &generic.3, tolerance, &format!("v {case}"));
+}
+
+#[test]
+fn fast_path_matches_generic_path_for_every_layout() {
+    for dtype in [DType::F32, DType::F64] {
+        for n in [1, 3] {
+            compare_training([7, 5], 1, n, dtype); // Linear [in, out]: M = Wᵀ
+            compare_training([7, 5], 0, n, dtype); // M = W
+            compare_training([4, 3, 2, 2], 0, n, dtype); // Conv2d
+            compare_training([3, 4, 2, 2], 1, n, dtype); // ConvTranspose2d: blocks
+            compare_training([2, 3, 4], 2, n, dtype); // last axis of a 3-D weight
+            compare_training([40, 33], 1, n, dtype); // longer than the unrolled lanes
+        }
+    }
+}
+
+#[test]
+fn eval_matches_generic_and_is_cached_until_an_input_changes() {
+    let device = Device::flex();
+    let shape = [6, 5];
+    let sn = state(&shape, 1, 1, DType::F32, &device);
+    let w = tensor(pseudo_random(30, 5), shape, DType::F32, &device);
+    let first = super::apply(&sn, &w).unwrap();
+    assert_close(
+        &values(first.clone()),
+        &values(sn.apply_generic(w.clone())),
+        2e-6,
+        "eval W/σ",
+    );
+    let storage = |t: Tensor<2>| {
+        t.try_into_primitive::<burn::backend::Flex>()
+            .unwrap()
+            .data_arc()
+    };
+    let again = super::apply(&sn, &w).unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&storage(first.clone()), &storage(again)),
+        "served from the cache"
+    );
+
+    // New vectors (as a record load or a training use would store): recomputed, and right.
+    sn.u.set(sn.u.get().neg());
+    let flipped = super::apply(&sn, &w).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(
+        &storage(first.clone()),
+        &storage(flipped.clone())
+    ));
+    assert_close(
+        &values(flipped),
+        &values(sn.apply_generic(w.clone())),
+        2e-6,
+        "after u changed",
+    );
+
+    // A different weight tensor with the same values is not trusted to be the same weight.
+    let other = tensor(pseudo_random(30, 6), shape, DType::F32, &device);
+    let out = super::apply(&sn, &other).unwrap();
+    assert_close(
+        &values(out),
+        &values(sn.apply_generic(other)),
+        2e-6,
+        "after W changed",
+    );
+}
