@@ -13,7 +13,9 @@
 //! product, so it is applied afterwards. Norms are plain sums of squares in the element type,
 //! overflowing where Paddle's do.
 
-use core::ops::{Add, AddAssign, Div, Mul, Sub};
+use core::ops::{Add, AddAssign, Div, Mul, Range, Sub};
+
+use rayon::prelude::*;
 
 /// The element types with a fast path: `f32` and `f64`.
 pub(crate) trait Real:
@@ -125,32 +127,60 @@ fn divide_all<T: Real>(x: &mut [T], by: T) {
     }
 }
 
-/// `y = M x`.
-pub(crate) fn m_vec<T: Real>(w: &[T], view: View, x: &[T]) -> Vec<T> {
-    let mut y = vec![T::default(); view.rows];
-    for (o, block) in w.chunks_exact(view.block()).enumerate() {
-        let x_o = &x[o * view.inner..(o + 1) * view.inner];
-        if view.inner == 1 {
-            axpy(x_o[0], block, &mut y);
-        } else {
-            for (yj, row) in y.iter_mut().zip(block.chunks_exact(view.inner)) {
-                *yj += dot(row, x_o);
-            }
-        }
-    }
-    y
+/// Weights below this many elements are swept on one thread: splitting costs more than it saves.
+const PARALLEL_MIN: usize = 1 << 18;
+
+/// `0..units` cut into one contiguous range per thread of the current rayon pool (one range
+/// for small work). The cut depends only on the thread count, so results are reproducible.
+fn ranges(units: usize, work: usize) -> Vec<Range<usize>> {
+    let parts = if work >= PARALLEL_MIN {
+        rayon::current_num_threads().clamp(1, units.max(1))
+    } else {
+        1
+    };
+    (0..parts)
+        .map(|i| units * i / parts..units * (i + 1) / parts)
+        .collect()
 }
 
-/// `z = Mᵀ x`.
-pub(crate) fn mt_vec<T: Real>(w: &[T], view: View, x: &[T]) -> Vec<T> {
-    let mut z = vec![T::default(); view.cols()];
-    for (block, z_o) in w
-        .chunks_exact(view.block())
-        .zip(z.chunks_exact_mut(view.inner))
-    {
-        block_t_vec(block, view.inner, x, z_o);
+/// `f` over each range, in parallel when there are several; results in range order.
+fn map_ranges<R: Send>(
+    ranges: Vec<Range<usize>>,
+    f: impl Fn(Range<usize>) -> R + Sync + Send,
+) -> Vec<R> {
+    if ranges.len() == 1 {
+        ranges.into_iter().map(f).collect()
+    } else {
+        ranges.into_par_iter().map(f).collect()
     }
-    z
+}
+
+/// Partial sums added in range order.
+fn sum_parts<T: Real>(parts: Vec<Vec<T>>) -> Vec<T> {
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().unwrap_or_default();
+    for part in parts {
+        for (t, p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+    total
+}
+
+/// Disjoint pieces joined in range order.
+fn concat<T: Real>(parts: Vec<Vec<T>>) -> Vec<T> {
+    parts.into_iter().flatten().collect()
+}
+
+/// `y += W[o] x_o` for one block `[rows, inner]`.
+fn block_vec<T: Real>(block: &[T], inner: usize, x_o: &[T], y: &mut [T]) {
+    if inner == 1 {
+        axpy(x_o[0], block, y);
+    } else {
+        for (yj, row) in y.iter_mut().zip(block.chunks_exact(inner)) {
+            *yj += dot(row, x_o);
+        }
+    }
 }
 
 /// `z_o = W[o]ᵀ x` for one block `[rows, inner]`.
@@ -164,35 +194,89 @@ fn block_t_vec<T: Real>(block: &[T], inner: usize, x: &[T], z_o: &mut [T]) {
     }
 }
 
+fn blocks<T>(w: &[T], view: View, range: Range<usize>) -> core::slice::ChunksExact<'_, T> {
+    w[range.start * view.block()..range.end * view.block()].chunks_exact(view.block())
+}
+
+/// The rows `range` of `M` when `outer = 1`.
+fn rows<T>(w: &[T], view: View, range: Range<usize>) -> core::slice::ChunksExact<'_, T> {
+    w[range.start * view.cols()..range.end * view.cols()].chunks_exact(view.cols())
+}
+
+/// `y = M x`.
+pub(crate) fn m_vec<T: Real>(w: &[T], view: View, x: &[T]) -> Vec<T> {
+    if view.outer == 1 {
+        let parts = map_ranges(ranges(view.rows, w.len()), |range| {
+            rows(w, view, range).map(|row| dot(row, x)).collect()
+        });
+        return concat(parts);
+    }
+    let parts = map_ranges(ranges(view.outer, w.len()), |range| {
+        let mut y = vec![T::default(); view.rows];
+        for (block, o) in blocks(w, view, range.clone()).zip(range) {
+            block_vec(
+                block,
+                view.inner,
+                &x[o * view.inner..(o + 1) * view.inner],
+                &mut y,
+            );
+        }
+        y
+    });
+    sum_parts(parts)
+}
+
+/// `z = Mᵀ x`.
+pub(crate) fn mt_vec<T: Real>(w: &[T], view: View, x: &[T]) -> Vec<T> {
+    if view.outer == 1 {
+        let parts = map_ranges(ranges(view.rows, w.len()), |range| {
+            let mut z = vec![T::default(); view.cols()];
+            for (row, xj) in rows(w, view, range.clone()).zip(&x[range]) {
+                axpy(*xj, row, &mut z);
+            }
+            z
+        });
+        return sum_parts(parts);
+    }
+    let parts = map_ranges(ranges(view.outer, w.len()), |range| {
+        let mut z = vec![T::default(); range.len() * view.inner];
+        for (block, z_o) in blocks(w, view, range).zip(z.chunks_exact_mut(view.inner)) {
+            block_t_vec(block, view.inner, x, z_o);
+        }
+        z
+    });
+    concat(parts)
+}
+
 /// For `outer > 1`: `z = Mᵀ x` and `y = M z`, each block read while in cache.
 fn mt_then_m<T: Real>(w: &[T], view: View, x: &[T]) -> (Vec<T>, Vec<T>) {
-    let mut z = vec![T::default(); view.cols()];
-    let mut y = vec![T::default(); view.rows];
-    for (block, z_o) in w
-        .chunks_exact(view.block())
-        .zip(z.chunks_exact_mut(view.inner))
-    {
-        block_t_vec(block, view.inner, x, z_o);
-        if view.inner == 1 {
-            axpy(z_o[0], block, &mut y);
-        } else {
-            for (yj, row) in y.iter_mut().zip(block.chunks_exact(view.inner)) {
-                *yj += dot(row, z_o);
-            }
+    let parts = map_ranges(ranges(view.outer, w.len()), |range| {
+        let mut z = vec![T::default(); range.len() * view.inner];
+        let mut y = vec![T::default(); view.rows];
+        for (block, z_o) in blocks(w, view, range).zip(z.chunks_exact_mut(view.inner)) {
+            block_t_vec(block, view.inner, x, z_o);
+            block_vec(block, view.inner, z_o, &mut y);
         }
-    }
-    (z, y)
+        (z, y)
+    });
+    let (z, y): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+    (concat(z), sum_parts(y))
 }
 
 /// For `outer = 1`: `y = M x` and `z = Mᵀ y`, each row read while in cache.
 fn m_then_mt<T: Real>(w: &[T], view: View, x: &[T]) -> (Vec<T>, Vec<T>) {
-    let mut y = vec![T::default(); view.rows];
-    let mut z = vec![T::default(); view.cols()];
-    for (yj, row) in y.iter_mut().zip(w.chunks_exact(view.cols())) {
-        *yj = dot(row, x);
-        axpy(*yj, row, &mut z);
-    }
-    (y, z)
+    let parts = map_ranges(ranges(view.rows, w.len()), |range| {
+        let mut y = Vec::with_capacity(range.len());
+        let mut z = vec![T::default(); view.cols()];
+        for row in rows(w, view, range) {
+            let yj = dot(row, x);
+            axpy(yj, row, &mut z);
+            y.push(yj);
+        }
+        (y, z)
+    });
+    let (y, z): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+    (concat(y), sum_parts(z))
 }
 
 /// The outcome of a training-mode use: the new vectors and `σ = u·(M v)`.
@@ -269,9 +353,27 @@ fn iterate_rows<T: Real>(w: &[T], view: View, u0: &[T], iterations: usize, eps: 
 
 /// `out = W / σ`.
 pub(crate) fn divide_into<T: Real>(w: &[T], sigma: T, out: &mut [T]) {
-    for (o, x) in out.iter_mut().zip(w) {
-        *o = *x / sigma;
+    let chunk = w.len().div_ceil(ranges(w.len(), w.len()).len()).max(1);
+    let divide = |(out, w): (&mut [T], &[T])| {
+        for (o, x) in out.iter_mut().zip(w) {
+            *o = *x / sigma;
+        }
+    };
+    if chunk >= w.len() {
+        divide((out, w));
+    } else {
+        out.par_chunks_mut(chunk)
+            .zip(w.par_chunks(chunk))
+            .for_each(divide);
     }
+}
+
+/// `⟨a, b⟩` over whole weights, by ranges.
+fn dot_all<T: Real>(a: &[T], b: &[T]) -> T {
+    let parts = map_ranges(ranges(a.len(), a.len()), |r| dot(&a[r.clone()], &b[r]));
+    parts
+        .into_iter()
+        .fold(T::default(), |total, part| total + part)
 }
 
 /// The gradient of `W / σ(W)` with `σ = uᵀ M v` (u, v constant): given `g = ∂L/∂(W/σ)`,
@@ -284,22 +386,41 @@ pub(crate) fn backward_in_place<T: Real>(
     v: &[T],
     sigma: T,
 ) {
-    let c = dot(g, w) / sigma;
-    for (o, block) in g.chunks_exact_mut(view.block()).enumerate() {
-        let v_o = &v[o * view.inner..(o + 1) * view.inner];
-        if view.inner == 1 {
-            // A Linear weight: the block is one stored row, scaled by the single v_o.
-            let k = c * v_o[0];
-            for (gx, uj) in block.iter_mut().zip(u) {
-                *gx = (*gx - k * *uj) / sigma;
-            }
-            continue;
-        }
-        for (uj, row) in u.iter().zip(block.chunks_exact_mut(view.inner)) {
-            let k = c * *uj;
-            for (gx, vx) in row.iter_mut().zip(v_o) {
+    let c = dot_all(g, w) / sigma;
+    // Whole rows of M-blocks (`inner` elements sharing one u_j) per parallel piece.
+    let units = view.outer * view.rows;
+    let per_piece = units.div_ceil(ranges(units, g.len()).len()).max(1);
+    let update = |(piece, g): (usize, &mut [T])| {
+        let first = piece * per_piece;
+        for (t, row) in (first..).zip(g.chunks_exact_mut(view.inner)) {
+            let (o, j) = (t / view.rows, t % view.rows);
+            let k = c * u[j];
+            for (gx, vx) in row.iter_mut().zip(&v[o * view.inner..(o + 1) * view.inner]) {
                 *gx = (*gx - k * *vx) / sigma;
             }
         }
+    };
+    let update_linear = |(piece, g): (usize, &mut [T])| {
+        // inner = 1: runs along j within a stored row, one v_o each: a vectorizable loop.
+        let first = piece * per_piece;
+        let mut t = first;
+        let mut rest = g;
+        while !rest.is_empty() {
+            let (o, j) = (t / view.rows, t % view.rows);
+            let run = (view.rows - j).min(rest.len());
+            let (head, tail) = rest.split_at_mut(run);
+            let k = c * v[o];
+            for (gx, uj) in head.iter_mut().zip(&u[j..j + run]) {
+                *gx = (*gx - k * *uj) / sigma;
+            }
+            t += run;
+            rest = tail;
+        }
+    };
+    let chunk = per_piece * view.inner;
+    if view.inner == 1 {
+        g.par_chunks_mut(chunk).enumerate().for_each(update_linear);
+    } else {
+        g.par_chunks_mut(chunk).enumerate().for_each(update);
     }
 }

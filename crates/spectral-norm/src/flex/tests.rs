@@ -153,3 +153,16 @@ fn eval_matches_generic_and_is_cached_until_an_input_changes() {
         "after W changed",
     );
 }
+
+#[test]
+fn weights_large_enough_to_split_across_threads_match_the_generic_path() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        compare_training([700, 400], 1, 2, DType::F32); // Linear: blocks split by rows of W
+        compare_training([700, 400], 0, 2, DType::F32); // dim 0: rows of M split
+        compare_training([40, 70, 10, 10], 1, 1, DType::F64); // ConvTranspose: blocks
+    });
+}
