@@ -8,6 +8,7 @@ mod gan;
 mod inspect;
 mod plots;
 mod ring;
+mod sigma;
 mod tensors;
 #[cfg(test)]
 mod test_fixtures;

@@ -6,12 +6,10 @@ use std::collections::BTreeMap;
 use anyhow::{Result, anyhow, bail};
 use burn::prelude::*;
 use burn::tensor::DType;
-use spectral_norm::{largest_singular_value, sigma_from_vectors};
+use spectral_norm::sigma_from_vectors;
 
+use crate::sigma::{Sigma, largest_singular_value};
 use crate::tensors::NamedTensor;
-
-/// Relative change between power-iteration estimates at which σ(W) counts as converged.
-pub const TOLERANCE: f64 = 1e-9;
 
 /// The keys of one spectrally normalized weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,11 +120,27 @@ macro_rules! by_rank {
     }};
 }
 
-/// σ of the matrix view of `tensor` along `dim`, converged to [`TOLERANCE`], in f64.
-pub fn spectral_norm_of(key: &str, tensor: &NamedTensor, dim: usize) -> Result<f64> {
-    by_rank!(tensor, key, |t| largest_singular_value(
-        t, dim, TOLERANCE, 100_000
-    ))
+/// σ of the matrix view of `tensor` along `dim` (axis `dim` as rows, the others flattened in
+/// order as columns), exact by SVD when small, else by converged power iteration.
+pub fn spectral_norm_of(key: &str, tensor: &NamedTensor, dim: usize) -> Result<Sigma> {
+    let shape = &tensor.shape;
+    if dim >= shape.len() {
+        bail!("{key}: dim {dim} is not an axis of shape {shape:?}");
+    }
+    let numel: usize = shape.iter().product();
+    if numel != tensor.values.len() {
+        bail!("{key}: {} values for shape {shape:?}", tensor.values.len());
+    }
+    let rows = shape[dim];
+    let inner: usize = shape[dim + 1..].iter().product();
+    let cols = numel.checked_div(rows).unwrap_or(0);
+    // Entry (outer, i, n) of the tensor is entry (i, outer · inner + n) of the view.
+    let mut matrix = vec![0.0; numel];
+    for (flat, &x) in tensor.values.iter().enumerate() {
+        let (outer, i, n) = (flat / (rows * inner), flat / inner % rows, flat % inner);
+        matrix[i * cols + outer * inner + n] = x;
+    }
+    Ok(largest_singular_value(&matrix, rows, cols))
 }
 
 /// `u·(M v)` for the stored vectors, in f64.
