@@ -13,10 +13,10 @@ use crate::weights::{axis_of, normalized, sigma_of_vectors};
 #[derive(Args, Debug)]
 pub struct BakeArgs {
     /// Checkpoint with spectral norm: .safetensors (Burn, Paddle or PyTorch names), .pt, .pth,
-    /// .pdparams.
+    /// .pdparams or a Burn record (.bpk).
     pub input: PathBuf,
-    /// Where to write the inference-only checkpoint (.safetensors or .pdparams). Written whole
-    /// or not at all.
+    /// Where to write the inference-only checkpoint: .safetensors, .pdparams or .bpk, by its
+    /// extension. Written whole or not at all.
     pub output: PathBuf,
 }
 
@@ -44,8 +44,7 @@ pub fn run(args: &BakeArgs) -> Result<usize> {
             take(&mut tensors, &entry.u)?,
             take(&mut tensors, &entry.v)?,
         );
-        let dim = axis_of(&weight, u.values.len(), v.values.len())
-            .ok_or_else(|| anyhow!("{key}: u and v do not fit shape {:?}", weight.shape))?;
+        let dim = axis_of(&key, &weight, &u, &v)?;
         let sigma = sigma_of_vectors(&key, &weight, &u, &v, dim)?;
         weight.values.iter_mut().for_each(|x| *x /= sigma);
         if tensors.insert(entry.plain.clone(), weight).is_some() {

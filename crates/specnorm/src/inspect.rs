@@ -13,7 +13,8 @@ use crate::weights::{axis_of, normalized, sigma_of_vectors, spectral_norm_of};
 /// Options of `inspect`.
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// Checkpoint to read: .safetensors (Burn, Paddle or PyTorch names), .pt, .pth or .pdparams.
+    /// Checkpoint to read: .safetensors (Burn, Paddle or PyTorch names), .pt, .pth, .pdparams or a
+    /// Burn record (.bpk).
     pub file: PathBuf,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -52,14 +53,7 @@ pub fn rows(file: &std::path::Path) -> Result<Vec<Row>> {
     for entry in &sn {
         let (weight, u, v) = (named(&entry.weight)?, named(&entry.u)?, named(&entry.v)?);
         let key = format!("{}: {}", file.display(), entry.weight);
-        let dim = axis_of(weight, u.values.len(), v.values.len()).ok_or_else(|| {
-            anyhow!(
-                "{key}: u ({}) and v ({}) do not fit shape {:?}",
-                u.values.len(),
-                v.values.len(),
-                weight.shape
-            )
-        })?;
+        let dim = axis_of(&key, weight, u, v)?;
         let sigma = spectral_norm_of(&key, weight, dim)?;
         let sigma_uv = sigma_of_vectors(&key, weight, u, v, dim)?;
         rows.push(Row {

@@ -3,6 +3,8 @@
 //! With no arguments it runs `specnorm demo` on its defaults.
 
 mod bake;
+#[cfg(test)]
+mod burn_record_tests;
 mod demo;
 mod gan;
 mod inspect;
