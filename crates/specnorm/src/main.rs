@@ -11,12 +11,14 @@ mod inspect;
 mod plots;
 mod ring;
 mod sigma;
-mod tensors;
 #[cfg(test)]
 mod test_fixtures;
 mod weights;
 
 use std::process::ExitCode;
+
+// The readers live in the library target, which the fuzz targets share.
+use specnorm::tensors;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
