@@ -4,3 +4,4 @@
 #![deny(missing_docs)]
 
 pub mod tensors;
+mod torch_zip;

@@ -1,6 +1,6 @@
 //! Checkpoint files as plain named tensors: read from `.safetensors`, PyTorch `.pt`/`.pth`,
-//! Paddle `.pdparams` and Burn records (`.bpk`), written as `.safetensors`, `.pdparams` or
-//! `.bpk`. Errors name the file and key.
+//! Paddle `.pdparams` and Burn records (`.bpk`), written in any of these formats. Errors name
+//! the file and key.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +9,8 @@ use anyhow::{Context, Result, bail};
 use pytorch_reader::PytorchReader;
 use safetensors::{Dtype, SafeTensors, View, serialize};
 use spectral_norm::pdparams::{self, PdArray};
+
+use crate::torch_zip::{self, TorchTensor};
 
 /// A float tensor read from a checkpoint, widened to f64.
 #[derive(Debug, Clone, PartialEq)]
@@ -280,7 +282,21 @@ fn encode_burnpack(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>> {
     Ok(burn_pack::Writer::new(packed).into_bytes()?.to_vec())
 }
 
-/// Writes `tensors` to a `.safetensors`, `.pdparams` or `.bpk` file, all or nothing: a
+/// A PyTorch `.pt` file, as `torch.save(state_dict)` writes it.
+fn encode_pytorch(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>> {
+    let torch: Vec<TorchTensor> = tensors
+        .iter()
+        .map(|(key, t)| TorchTensor {
+            key,
+            shape: &t.shape,
+            double: t.dtype == FloatType::F64,
+            bytes: element_bytes(t),
+        })
+        .collect();
+    Ok(torch_zip::encode(&torch)?)
+}
+
+/// Writes `tensors` to a `.safetensors`, `.pdparams`, `.bpk`, `.pt` or `.pth` file, all or nothing: a
 /// temporary file beside `path` is renamed over it only once complete.
 pub fn write(path: &Path, tensors: &BTreeMap<String, NamedTensor>) -> Result<()> {
     let extension = path
@@ -293,8 +309,9 @@ pub fn write(path: &Path, tensors: &BTreeMap<String, NamedTensor>) -> Result<()>
         "safetensors" => encode_safetensors(tensors).with_context(cannot_write)?,
         "pdparams" => encode_pdparams(tensors),
         "bpk" => encode_burnpack(tensors).with_context(cannot_write)?,
+        "pt" | "pth" => encode_pytorch(tensors).with_context(cannot_write)?,
         _ => bail!(
-            "{}: output must be a .safetensors, .pdparams or .bpk file",
+            "{}: output must be a .safetensors, .pdparams, .bpk, .pt or .pth file",
             path.display()
         ),
     };
