@@ -13,10 +13,10 @@ use crate::weights::{axis_of, normalized, sigma_of_vectors};
 #[derive(Args, Debug)]
 pub struct BakeArgs {
     /// Checkpoint with spectral norm: .safetensors (Burn, Paddle or PyTorch names), .pt, .pth,
-    /// .pdparams.
+    /// .pdparams or a Burn record (.bpk).
     pub input: PathBuf,
-    /// Where to write the inference-only checkpoint (.safetensors or .pdparams). Written whole
-    /// or not at all.
+    /// Where to write the inference-only checkpoint: .safetensors, .pdparams, .bpk, .pt or
+    /// .pth, by its extension. Written whole or not at all.
     pub output: PathBuf,
 }
 
@@ -44,8 +44,7 @@ pub fn run(args: &BakeArgs) -> Result<usize> {
             take(&mut tensors, &entry.u)?,
             take(&mut tensors, &entry.v)?,
         );
-        let dim = axis_of(&weight, u.values.len(), v.values.len())
-            .ok_or_else(|| anyhow!("{key}: u and v do not fit shape {:?}", weight.shape))?;
+        let dim = axis_of(&key, &weight, &u, &v)?;
         let sigma = sigma_of_vectors(&key, &weight, &u, &v, dim)?;
         weight.values.iter_mut().for_each(|x| *x /= sigma);
         if tensors.insert(entry.plain.clone(), weight).is_some() {
@@ -64,42 +63,49 @@ mod tests {
 
     #[test]
     fn baked_weights_are_the_frameworks_eval_weights() {
-        let expected = expected();
         let dir = scratch("bake");
         for (file, framework) in FILES {
-            let extension = if file.ends_with("pdparams") {
-                "pdparams"
-            } else {
-                "safetensors"
-            };
-            let output = dir.join(format!("{file}.baked.{extension}"));
-            let args = BakeArgs {
-                input: fixture(file),
-                output: output.clone(),
-            };
-            assert_eq!(run(&args).unwrap(), 2);
-            let baked = tensors::read(&output).unwrap();
-            for (key, reference) in expected[framework]["weights"].as_object().unwrap() {
-                let plain = normalized(&tensors::read(&fixture(file)).unwrap())
-                    .into_iter()
-                    .find(|n| &n.weight == key)
-                    .unwrap()
-                    .plain;
-                let got = &baked[&plain].values;
-                let want: Vec<f64> = reference["used"]["data"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_f64().unwrap())
-                    .collect();
-                for (g, w) in got.iter().zip(&want) {
-                    assert!((g - w).abs() < 1e-6, "{file} {plain}: {g} vs {w}");
-                }
+            for extension in ["safetensors", "pdparams", "bpk", "pt"] {
+                let output = dir.join(format!("{file}.baked.{extension}"));
+                let args = BakeArgs {
+                    input: fixture(file),
+                    output: output.clone(),
+                };
+                assert_eq!(run(&args).unwrap(), 2);
+                check_baked(file, framework, &tensors::read(&output).unwrap());
             }
-            assert!(normalized(&baked).is_empty());
-            assert_eq!(baked.len(), 6, "{file}: fc, conv, head weights and biases");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `baked` holds each framework's eval weight (`expected.json`) under the plain key, and
+    /// no u or v.
+    fn check_baked(
+        file: &str,
+        framework: &str,
+        baked: &std::collections::BTreeMap<String, tensors::NamedTensor>,
+    ) {
+        let expected = expected();
+        for (key, reference) in expected[framework]["weights"].as_object().unwrap() {
+            let plain = normalized(&tensors::read(&fixture(file)).unwrap())
+                .into_iter()
+                .find(|n| &n.weight == key)
+                .unwrap()
+                .plain;
+            let got = &baked[&plain].values;
+            let want: Vec<f64> = reference["used"]["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(got.len(), want.len(), "{file} {plain}");
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-6, "{file} {plain}: {g} vs {w}");
+            }
+        }
+        assert!(normalized(baked).is_empty());
+        assert_eq!(baked.len(), 6, "{file}: fc, conv, head weights and biases");
     }
 
     #[test]

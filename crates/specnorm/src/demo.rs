@@ -114,7 +114,7 @@ fn write_plots(args: &DemoArgs, real: &[f32], runs: &[Run]) -> Result<()> {
     // The paper reports σ(W/σ) between 1 and 1.05; only the SN run has a W/σ.
     plots::sigma(
         &args.out.join("sigma_normalized.png"),
-        "σ(W/σ) per discriminator layer, with SN (converged power iteration)",
+        "σ(W/σ) per discriminator layer, with SN (exact, by SVD)",
         &pairs[..1],
         |(_, used)| used,
     )?;

@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
-use spectral_norm::{SpectralNormConfig, inspect, largest_singular_value, spectral_norm};
+use spectral_norm::{SpectralNormConfig, inspect, spectral_norm};
 
 use crate::ring::Ring;
 
@@ -91,10 +91,13 @@ impl Discriminator {
     }
 }
 
-/// The largest singular value of a Linear weight `[in, out]`.
+/// The largest singular value of a Linear weight `[in, out]`, exact by SVD (the demo's layers
+/// are at most 128 × 128, far below [`crate::sigma::SVD_MAX_WORK`]).
 fn sigma(weight: Tensor<2>) -> f32 {
-    largest_singular_value(weight, 1, 1e-5, 500).expect("a Linear weight has two non-empty axes")
-        as f32
+    let [rows, cols] = weight.dims();
+    let values = weight.try_into_vec_as::<f64>();
+    let values = values.expect("a float tensor on the CPU reads as f64");
+    crate::sigma::largest_singular_value(&values, rows, cols).value as f32
 }
 
 /// What one training run is: the same for both runs but for `spectral_norm`.

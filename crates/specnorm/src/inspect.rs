@@ -6,13 +6,15 @@ use anyhow::{Result, anyhow};
 use clap::Args;
 use serde_json::json;
 
+use crate::sigma::{Method, POWER_MAX_ITERATIONS, POWER_TOLERANCE, SVD_TOLERANCE, Sigma};
 use crate::tensors;
-use crate::weights::{TOLERANCE, axis_of, normalized, sigma_of_vectors, spectral_norm_of};
+use crate::weights::{axis_of, normalized, sigma_of_vectors, spectral_norm_of};
 
 /// Options of `inspect`.
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// Checkpoint to read: .safetensors (Burn, Paddle or PyTorch names), .pt, .pth or .pdparams.
+    /// Checkpoint to read: .safetensors (Burn, Paddle or PyTorch names), .pt, .pth, .pdparams or a
+    /// Burn record (.bpk).
     pub file: PathBuf,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -30,8 +32,8 @@ pub struct Row {
     pub normalized: bool,
     /// The axis of the matrix view.
     pub dim: usize,
-    /// σ of the stored weight.
-    pub sigma: f64,
+    /// σ of the stored weight, and how it was computed.
+    pub sigma: Sigma,
     /// σ implied by the stored u, v (`u·(W v)`), for normalized weights.
     pub sigma_uv: Option<f64>,
     /// σ of the weight the layer uses: `W / σ_uv` when normalized, else `W`.
@@ -51,14 +53,7 @@ pub fn rows(file: &std::path::Path) -> Result<Vec<Row>> {
     for entry in &sn {
         let (weight, u, v) = (named(&entry.weight)?, named(&entry.u)?, named(&entry.v)?);
         let key = format!("{}: {}", file.display(), entry.weight);
-        let dim = axis_of(weight, u.values.len(), v.values.len()).ok_or_else(|| {
-            anyhow!(
-                "{key}: u ({}) and v ({}) do not fit shape {:?}",
-                u.values.len(),
-                v.values.len(),
-                weight.shape
-            )
-        })?;
+        let dim = axis_of(&key, weight, u, v)?;
         let sigma = spectral_norm_of(&key, weight, dim)?;
         let sigma_uv = sigma_of_vectors(&key, weight, u, v, dim)?;
         rows.push(Row {
@@ -68,7 +63,7 @@ pub fn rows(file: &std::path::Path) -> Result<Vec<Row>> {
             dim,
             sigma,
             sigma_uv: Some(sigma_uv),
-            sigma_used: sigma / sigma_uv.abs(),
+            sigma_used: sigma.value / sigma_uv.abs(),
         });
     }
     let state: Vec<&String> = sn.iter().flat_map(|n| [&n.weight, &n.u, &n.v]).collect();
@@ -82,7 +77,7 @@ pub fn rows(file: &std::path::Path) -> Result<Vec<Row>> {
                 dim: 0,
                 sigma,
                 sigma_uv: None,
-                sigma_used: sigma,
+                sigma_used: sigma.value,
             });
         }
     }
@@ -90,51 +85,73 @@ pub fn rows(file: &std::path::Path) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// The method column: `svd`, `power` (with its steps), or why σ has no tolerance.
+fn method_label(sigma: &Sigma) -> String {
+    match sigma.method {
+        Method::Svd => "svd".into(),
+        Method::PowerIteration {
+            iterations,
+            converged: true,
+        } => format!("power {iterations}"),
+        Method::PowerIteration { .. } => "power, NOT converged".into(),
+        Method::NonFinite => "non-finite".into(),
+    }
+}
+
+fn relative_error(row: &Row) -> Option<f64> {
+    row.sigma_uv
+        .map(|s| (s - row.sigma.value).abs() / row.sigma.value)
+}
+
+fn to_json(row: &Row) -> serde_json::Value {
+    let iterations = match row.sigma.method {
+        Method::PowerIteration { iterations, .. } => Some(iterations),
+        _ => None,
+    };
+    json!({"key": row.key, "shape": row.shape, "spectral_norm": row.normalized, "dim": row.dim,
+           "sigma": row.sigma.value, "sigma_method": row.sigma.method_name(),
+           "sigma_tolerance": row.sigma.tolerance(), "power_iterations": iterations,
+           "sigma_uv": row.sigma_uv, "sigma_uv_relative_error": relative_error(row),
+           "sigma_used": row.sigma_used})
+}
+
 /// Runs `inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
     let rows = rows(&args.file)?;
     let bound: f64 = rows.iter().map(|r| r.sigma_used).product();
     if args.json {
-        let rows: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                json!({"key": r.key, "shape": r.shape, "spectral_norm": r.normalized, "dim": r.dim,
-                       "sigma": r.sigma, "sigma_uv": r.sigma_uv,
-                       "sigma_uv_relative_error": r.sigma_uv.map(|s| (s - r.sigma).abs() / r.sigma),
-                       "sigma_used": r.sigma_used})
-            })
-            .collect();
-        let report = json!({"file": args.file, "tolerance": TOLERANCE, "weights": rows, "lipschitz_bound": bound});
+        let weights: Vec<_> = rows.iter().map(to_json).collect();
+        let report = json!({"file": args.file, "weights": weights, "lipschitz_bound": bound,
+            "tolerances": {"svd": SVD_TOLERANCE, "power": POWER_TOLERANCE,
+                           "power_max_iterations": POWER_MAX_ITERATIONS}});
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     println!("{}", args.file.display());
     println!(
-        "{:<44} {:<16} {:>3} {:>4} {:>12} {:>12} {:>9} {:>10}",
-        "weight", "shape", "SN", "dim", "σ(W)", "σ from u,v", "rel err", "σ used"
+        "{:<44} {:<16} {:>3} {:>4} {:>12} {:<11} {:>12} {:>9} {:>10}",
+        "weight", "shape", "SN", "dim", "σ(W)", "method", "σ from u,v", "rel err", "σ used"
     );
     for r in &rows {
-        let (uv, err) = match r.sigma_uv {
-            Some(s) => (
-                format!("{s:.6}"),
-                format!("{:.2e}", (s - r.sigma).abs() / r.sigma),
-            ),
-            None => ("-".into(), "-".into()),
-        };
+        let uv = r.sigma_uv.map_or("-".into(), |s| format!("{s:.6}"));
+        let err = relative_error(r).map_or("-".into(), |e| format!("{e:.2e}"));
         println!(
-            "{:<44} {:<16} {:>3} {:>4} {:>12.6} {:>12} {:>9} {:>10.6}",
+            "{:<44} {:<16} {:>3} {:>4} {:>12.6} {:<11} {:>12} {:>9} {:>10.6}",
             r.key,
             format!("{:?}", r.shape),
             if r.normalized { "yes" } else { "no" },
             r.dim,
-            r.sigma,
+            r.sigma.value,
+            method_label(&r.sigma),
             uv,
             err,
             r.sigma_used
         );
     }
     println!(
-        "σ(W) by power iteration to a relative change below {TOLERANCE:e}; plain weights use dim 0.\n\
+        "σ(W): svd = exact SVD (relative error below {SVD_TOLERANCE:e}), used up to 512 × 512 \
+         or the same cost; power N = power iteration, N steps to a relative change below \
+         {POWER_TOLERANCE:e}. Plain weights use dim 0.\n\
          Product of σ used (a Lipschitz upper bound for a plain feed-forward stack): {bound:.6}"
     );
     Ok(())
@@ -169,10 +186,11 @@ mod tests {
                     "{file} {key}"
                 );
                 assert!(
-                    (row.sigma - sigma).abs() < 1e-6 * sigma,
+                    (row.sigma.value - sigma).abs() <= SVD_TOLERANCE * sigma,
                     "{file} {key}: {} vs {sigma}",
-                    row.sigma
+                    row.sigma.value
                 );
+                assert_eq!(row.sigma.method, Method::Svd, "{file} {key}: small");
                 let got_uv = row.sigma_uv.unwrap();
                 assert!(
                     (got_uv - sigma_uv).abs() < 1e-6 * sigma_uv,
@@ -181,6 +199,32 @@ mod tests {
             }
             let plain = rows.iter().find(|r| r.key == "head.weight").unwrap();
             assert!(!plain.normalized && plain.sigma_uv.is_none());
+        }
+    }
+
+    #[test]
+    fn every_row_states_its_method_and_tolerance() {
+        for row in rows(&fixture("paddle.pdparams")).unwrap() {
+            let json = to_json(&row);
+            assert_eq!(json["sigma_method"], "svd", "{}", row.key);
+            assert_eq!(json["sigma_tolerance"], SVD_TOLERANCE);
+            assert!(json["power_iterations"].is_null());
+            assert_eq!(method_label(&row.sigma), "svd");
+        }
+        let mut row = rows(&fixture("paddle.pdparams")).unwrap().remove(0);
+        for (converged, label, tolerance) in [
+            (true, "power 12", Some(POWER_TOLERANCE)),
+            (false, "power, NOT converged", None),
+        ] {
+            row.sigma.method = Method::PowerIteration {
+                iterations: 12,
+                converged,
+            };
+            let json = to_json(&row);
+            assert_eq!(json["sigma_method"], "power");
+            assert_eq!(json["power_iterations"], 12);
+            assert_eq!(json["sigma_tolerance"].as_f64(), tolerance);
+            assert_eq!(method_label(&row.sigma), label);
         }
     }
 }

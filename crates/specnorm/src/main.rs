@@ -3,17 +3,22 @@
 //! With no arguments it runs `specnorm demo` on its defaults.
 
 mod bake;
+#[cfg(test)]
+mod burn_record_tests;
 mod demo;
 mod gan;
 mod inspect;
 mod plots;
 mod ring;
-mod tensors;
+mod sigma;
 #[cfg(test)]
 mod test_fixtures;
 mod weights;
 
 use std::process::ExitCode;
+
+// The readers live in the library target, which the fuzz targets share.
+use specnorm::tensors;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

@@ -1,13 +1,16 @@
-//! Checkpoint files as plain named tensors: read from `.safetensors`, PyTorch `.pt`/`.pth` and
-//! Paddle `.pdparams`, written as `.safetensors` or `.pdparams`. Errors name the file and key.
+//! Checkpoint files as plain named tensors: read from `.safetensors`, PyTorch `.pt`/`.pth`,
+//! Paddle `.pdparams` and Burn records (`.bpk`), written in any of these formats. Errors name
+//! the file and key.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use pytorch_reader::PytorchReader;
-use safetensors::{Dtype, SafeTensors, View, serialize_to_file};
+use safetensors::{Dtype, SafeTensors, View, serialize};
 use spectral_norm::pdparams::{self, PdArray};
+
+use crate::torch_zip::{self, TorchTensor};
 
 /// A float tensor read from a checkpoint, widened to f64.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,8 +43,10 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
         "safetensors" => read_safetensors(path),
         "pt" | "pth" => read_pytorch(path),
         "pdparams" => read_pdparams(path),
+        "bpk" => read_burnpack(path),
         other => bail!(
-            "{}: cannot read .{other} files: supported are .safetensors, .pt, .pth and .pdparams",
+            "{}: cannot read .{other} files: supported are .safetensors, .pt, .pth, .pdparams \
+             and .bpk",
             path.display()
         ),
     }
@@ -68,6 +73,30 @@ fn decode(path: &Path, key: &str, dtype: FloatType, bytes: &[u8]) -> Result<Vec<
         .collect())
 }
 
+/// A tensor from a file's `shape`, `dtype` and element bytes, checked to fit each other.
+fn named(
+    path: &Path,
+    key: &str,
+    shape: Vec<usize>,
+    dtype: FloatType,
+    bytes: &[u8],
+) -> Result<NamedTensor> {
+    let values = decode(path, key, dtype, bytes)?;
+    let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if numel != Some(values.len()) {
+        bail!(
+            "{}: {key}: {} elements for shape {shape:?}",
+            path.display(),
+            values.len()
+        );
+    }
+    Ok(NamedTensor {
+        shape,
+        values,
+        dtype,
+    })
+}
+
 fn read_safetensors(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let file = SafeTensors::deserialize(&bytes)
@@ -83,15 +112,8 @@ fn read_safetensors(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
                     path.display()
                 ),
             };
-            let values = decode(path, &key, dtype, view.data())?;
-            Ok((
-                key,
-                NamedTensor {
-                    shape: view.shape().to_vec(),
-                    values,
-                    dtype,
-                },
-            ))
+            let tensor = named(path, &key, view.shape().to_vec(), dtype, view.data())?;
+            Ok((key, tensor))
         })
         .collect()
 }
@@ -114,15 +136,8 @@ fn read_pytorch(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
             let bytes = tensor
                 .read()
                 .with_context(|| format!("{}: {key}: cannot read", path.display()))?;
-            let values = decode(path, key, dtype, &bytes)?;
-            Ok((
-                key.clone(),
-                NamedTensor {
-                    shape: tensor.shape().to_vec(),
-                    values,
-                    dtype,
-                },
-            ))
+            let tensor = named(path, key, tensor.shape().to_vec(), dtype, &bytes)?;
+            Ok((key.clone(), tensor))
         })
         .collect()
 }
@@ -139,15 +154,32 @@ fn read_pdparams(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
             } else {
                 FloatType::F32
             };
-            let values = decode(path, &array.name, dtype, &array.bytes)?;
-            Ok((
-                array.name,
-                NamedTensor {
-                    shape: array.shape,
-                    values,
-                    dtype,
-                },
-            ))
+            let tensor = named(path, &array.name, array.shape, dtype, &array.bytes)?;
+            Ok((array.name, tensor))
+        })
+        .collect()
+}
+
+fn read_burnpack(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let unreadable = || format!("{}: not a readable Burn record (.bpk)", path.display());
+    let tensors = burn_pack::Reader::from_bytes(burn_pack::Bytes::from_bytes_vec(bytes))
+        .and_then(burn_pack::Reader::into_tensors)
+        .with_context(unreadable)?;
+    tensors
+        .into_iter()
+        .map(|tensor| {
+            let (key, dtype, shape, _, bytes) = tensor.into_parts().with_context(unreadable)?;
+            let dtype = match dtype {
+                burn_pack::DType::F32 => FloatType::F32,
+                burn_pack::DType::F64 => FloatType::F64,
+                other => bail!(
+                    "{}: {key}: dtype {other:?} is not supported (F32, F64)",
+                    path.display()
+                ),
+            };
+            let tensor = named(path, &key, shape.to_vec(), dtype, &bytes)?;
+            Ok((key, tensor))
         })
         .collect()
 }
@@ -174,69 +206,120 @@ impl View for &Encoded {
     }
 }
 
-/// Writes `tensors` to a `.safetensors` or `.pdparams` file, all or nothing: a temporary file
-/// beside `path` is renamed over it only once complete.
+/// The little-endian element bytes of `tensor` in its dtype.
+fn element_bytes(tensor: &NamedTensor) -> Vec<u8> {
+    match tensor.dtype {
+        FloatType::F32 => tensor
+            .values
+            .iter()
+            .flat_map(|&x| (x as f32).to_le_bytes())
+            .collect(),
+        FloatType::F64 => tensor
+            .values
+            .iter()
+            .flat_map(|&x| x.to_le_bytes())
+            .collect(),
+    }
+}
+
+fn encode_safetensors(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>> {
+    let encoded: Vec<(String, Encoded)> = tensors
+        .iter()
+        .map(|(key, t)| {
+            let dtype = match t.dtype {
+                FloatType::F32 => Dtype::F32,
+                FloatType::F64 => Dtype::F64,
+            };
+            let shape = t.shape.clone();
+            let bytes = element_bytes(t);
+            (
+                key.clone(),
+                Encoded {
+                    dtype,
+                    shape,
+                    bytes,
+                },
+            )
+        })
+        .collect();
+    Ok(serialize(
+        encoded.iter().map(|(k, e)| (k.as_str(), e)),
+        None,
+    )?)
+}
+
+fn encode_pdparams(tensors: &BTreeMap<String, NamedTensor>) -> Vec<u8> {
+    let arrays: Vec<PdArray> = tensors
+        .iter()
+        .map(|(key, t)| PdArray {
+            name: key.clone(),
+            shape: t.shape.clone(),
+            dtype: match t.dtype {
+                FloatType::F32 => "f4",
+                FloatType::F64 => "f8",
+            }
+            .into(),
+            bytes: element_bytes(t),
+        })
+        .collect();
+    pdparams::write(&arrays)
+}
+
+/// A Burn record: what `Module::save_file` writes, without parameter ids (a module that loads
+/// it gets fresh ones).
+fn encode_burnpack(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>> {
+    let packed = tensors
+        .iter()
+        .map(|(key, t)| {
+            let dtype = match t.dtype {
+                FloatType::F32 => burn_pack::DType::F32,
+                FloatType::F64 => burn_pack::DType::F64,
+            };
+            let bytes = burn_pack::Bytes::from_bytes_vec(element_bytes(t));
+            burn_pack::Tensor::new(key.clone(), dtype, t.shape.clone(), None, bytes)
+        })
+        .collect();
+    Ok(burn_pack::Writer::new(packed).into_bytes()?.to_vec())
+}
+
+/// A PyTorch `.pt` file, as `torch.save(state_dict)` writes it.
+fn encode_pytorch(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>> {
+    let torch: Vec<TorchTensor> = tensors
+        .iter()
+        .map(|(key, t)| TorchTensor {
+            key,
+            shape: &t.shape,
+            double: t.dtype == FloatType::F64,
+            bytes: element_bytes(t),
+        })
+        .collect();
+    Ok(torch_zip::encode(&torch)?)
+}
+
+/// Writes `tensors` to a `.safetensors`, `.pdparams`, `.bpk`, `.pt` or `.pth` file, all or nothing: a
+/// temporary file beside `path` is renamed over it only once complete.
 pub fn write(path: &Path, tensors: &BTreeMap<String, NamedTensor>) -> Result<()> {
     let extension = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or_default()
         .to_string();
-    let bytes = |t: &NamedTensor| -> Vec<u8> {
-        match t.dtype {
-            FloatType::F32 => t
-                .values
-                .iter()
-                .flat_map(|&x| (x as f32).to_le_bytes())
-                .collect(),
-            FloatType::F64 => t.values.iter().flat_map(|&x| x.to_le_bytes()).collect(),
-        }
-    };
-    let partial = path.with_extension(format!("{extension}.partial"));
-    match extension.as_str() {
-        "safetensors" => {
-            let encoded: Vec<(String, Encoded)> = tensors
-                .iter()
-                .map(|(key, t)| {
-                    let dtype = match t.dtype {
-                        FloatType::F32 => Dtype::F32,
-                        FloatType::F64 => Dtype::F64,
-                    };
-                    (
-                        key.clone(),
-                        Encoded {
-                            dtype,
-                            shape: t.shape.clone(),
-                            bytes: bytes(t),
-                        },
-                    )
-                })
-                .collect();
-            serialize_to_file(encoded.iter().map(|(k, e)| (k.as_str(), e)), None, &partial)
-                .with_context(|| format!("{}: cannot write", path.display()))?;
-        }
-        "pdparams" => {
-            let arrays: Vec<PdArray> = tensors
-                .iter()
-                .map(|(key, t)| PdArray {
-                    name: key.clone(),
-                    shape: t.shape.clone(),
-                    dtype: if t.dtype == FloatType::F64 {
-                        "f8"
-                    } else {
-                        "f4"
-                    }
-                    .into(),
-                    bytes: bytes(t),
-                })
-                .collect();
-            std::fs::write(&partial, pdparams::write(&arrays))
-                .with_context(|| format!("{}: cannot write", path.display()))?;
-        }
+    let cannot_write = || format!("{}: cannot write", path.display());
+    let bytes = match extension.as_str() {
+        "safetensors" => encode_safetensors(tensors).with_context(cannot_write)?,
+        "pdparams" => encode_pdparams(tensors),
+        "bpk" => encode_burnpack(tensors).with_context(cannot_write)?,
+        "pt" | "pth" => encode_pytorch(tensors).with_context(cannot_write)?,
         _ => bail!(
-            "{}: output must be a .safetensors or .pdparams file",
+            "{}: output must be a .safetensors, .pdparams, .bpk, .pt or .pth file",
             path.display()
         ),
+    };
+    let partial = path.with_extension(format!("{extension}.partial"));
+    let written = std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, path));
+    if written.is_err() {
+        // Leave nothing behind; the error below is what counts.
+        let _ = std::fs::remove_file(&partial);
     }
-    std::fs::rename(&partial, path).with_context(|| format!("{}: cannot write", path.display()))
+    written.with_context(cannot_write)
 }

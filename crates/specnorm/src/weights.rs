@@ -3,15 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, anyhow, bail};
-use burn::prelude::*;
-use burn::tensor::DType;
-use spectral_norm::{largest_singular_value, sigma_from_vectors};
+use anyhow::{Result, bail};
 
+use crate::sigma::{Sigma, largest_singular_value};
 use crate::tensors::NamedTensor;
-
-/// Relative change between power-iteration estimates at which σ(W) counts as converged.
-pub const TOLERANCE: f64 = 1e-9;
 
 /// The keys of one spectrally normalized weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,63 +68,84 @@ pub fn normalized(tensors: &BTreeMap<String, NamedTensor>) -> Vec<Normalized> {
     found
 }
 
-/// The axis whose size is `u`'s length while the rest multiply to `v`'s: the matrix view the
-/// vectors belong to (the first such axis).
-pub fn axis_of(weight: &NamedTensor, u_len: usize, v_len: usize) -> Option<usize> {
+/// The axis of the matrix view that `u` and `v` belong to: one whose size is `u`'s length
+/// while the others multiply to `v`'s. When several fit (a square weight), the one for which
+/// `u` points most nearly along `M v`, as the last power-iteration step leaves it
+/// (`u = normalize(M v)`); Burn and Paddle use axis 1 of a square Linear, PyTorch axis 0.
+pub fn axis_of(key: &str, weight: &NamedTensor, u: &NamedTensor, v: &NamedTensor) -> Result<usize> {
     let numel: usize = weight.shape.iter().product();
-    (0..weight.shape.len())
-        .find(|&d| weight.shape[d] == u_len && numel / weight.shape[d].max(1) == v_len)
+    let (u_len, v_len) = (u.values.len(), v.values.len());
+    let fits: Vec<usize> = (0..weight.shape.len())
+        .filter(|&d| weight.shape[d] == u_len && numel / weight.shape[d].max(1) == v_len)
+        .collect();
+    let alignment = |&d: &usize| {
+        let mv: Vec<f64> = matrix_view(weight, d)
+            .chunks_exact(v_len.max(1))
+            .map(|row| dot(row, &v.values))
+            .collect();
+        let cosine = dot(&u.values, &mv).abs() / (dot(&mv, &mv) * dot(&u.values, &u.values)).sqrt();
+        if cosine.is_nan() { -1.0 } else { cosine }
+    };
+    match fits.as_slice() {
+        [] => bail!(
+            "{key}: u ({u_len}) and v ({v_len}) do not fit shape {:?}",
+            weight.shape
+        ),
+        [d] => Ok(*d),
+        _ => Ok(*fits
+            .iter()
+            .max_by(|a, b| alignment(a).total_cmp(&alignment(b)))
+            .expect("two or more candidates")),
+    }
 }
 
-fn to_burn<const D: usize>(tensor: &NamedTensor) -> Tensor<D> {
-    let data = TensorData::new(tensor.values.clone(), tensor.shape.clone());
-    Tensor::from_data(data, (&Device::flex(), DType::F64))
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-fn vector(tensor: &NamedTensor) -> Tensor<1> {
-    let data = TensorData::new(tensor.values.clone(), [tensor.values.len()]);
-    Tensor::from_data(data, (&Device::flex(), DType::F64))
+/// The matrix view of `tensor` along `dim`, row-major: axis `dim` as rows, the others
+/// flattened in order as columns. `tensor.values` must fit its shape.
+fn matrix_view(tensor: &NamedTensor, dim: usize) -> Vec<f64> {
+    let numel = tensor.values.len();
+    let rows = tensor.shape[dim];
+    let inner: usize = tensor.shape[dim + 1..].iter().product();
+    let cols = numel.checked_div(rows).unwrap_or(0);
+    // Entry (outer, i, n) of the tensor is entry (i, outer · inner + n) of the view.
+    let mut matrix = vec![0.0; numel];
+    for (flat, &x) in tensor.values.iter().enumerate() {
+        let (outer, i, n) = (flat / (rows * inner), flat / inner % rows, flat % inner);
+        matrix[i * cols + outer * inner + n] = x;
+    }
+    matrix
 }
 
-/// Runs `$body` (a `Result<f64, SpectralNormError>`) on the tensor as a Burn tensor of its
-/// rank, naming `$key` in any error.
-macro_rules! by_rank {
-    ($tensor:expr, $key:expr, |$t:ident| $body:expr) => {{
-        let result = match $tensor.shape.len() {
-            1 => {
-                let $t = to_burn::<1>($tensor);
-                $body
-            }
-            2 => {
-                let $t = to_burn::<2>($tensor);
-                $body
-            }
-            3 => {
-                let $t = to_burn::<3>($tensor);
-                $body
-            }
-            4 => {
-                let $t = to_burn::<4>($tensor);
-                $body
-            }
-            5 => {
-                let $t = to_burn::<5>($tensor);
-                $body
-            }
-            rank => bail!("{}: rank {rank} is not supported (1 to 5)", $key),
-        };
-        result.map_err(|e| anyhow!("{}: {e}", $key))
-    }};
+/// Checks that `dim` is an axis of `tensor` and its values fit its shape; returns the view's
+/// `(rows, cols)`.
+fn view_size(key: &str, tensor: &NamedTensor, dim: usize) -> Result<(usize, usize)> {
+    let shape = &tensor.shape;
+    if dim >= shape.len() {
+        bail!("{key}: dim {dim} is not an axis of shape {shape:?}");
+    }
+    let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if numel != Some(tensor.values.len()) {
+        bail!("{key}: {} values for shape {shape:?}", tensor.values.len());
+    }
+    let rows = shape[dim];
+    Ok((rows, tensor.values.len().checked_div(rows).unwrap_or(0)))
 }
 
-/// σ of the matrix view of `tensor` along `dim`, converged to [`TOLERANCE`], in f64.
-pub fn spectral_norm_of(key: &str, tensor: &NamedTensor, dim: usize) -> Result<f64> {
-    by_rank!(tensor, key, |t| largest_singular_value(
-        t, dim, TOLERANCE, 100_000
+/// σ of the matrix view of `tensor` along `dim`, exact by SVD when small, else by converged
+/// power iteration.
+pub fn spectral_norm_of(key: &str, tensor: &NamedTensor, dim: usize) -> Result<Sigma> {
+    let (rows, cols) = view_size(key, tensor, dim)?;
+    Ok(largest_singular_value(
+        &matrix_view(tensor, dim),
+        rows,
+        cols,
     ))
 }
 
-/// `u·(M v)` for the stored vectors, in f64.
+/// `u·(M v)` for the stored vectors, in f64: the σ that evaluation mode divides by.
 pub fn sigma_of_vectors(
     key: &str,
     weight: &NamedTensor,
@@ -137,6 +153,17 @@ pub fn sigma_of_vectors(
     v: &NamedTensor,
     dim: usize,
 ) -> Result<f64> {
-    let (u, v) = (vector(u), vector(v));
-    by_rank!(weight, key, |t| sigma_from_vectors(t, u, v, dim))
+    let (rows, cols) = view_size(key, weight, dim)?;
+    if (u.values.len(), v.values.len()) != (rows, cols) {
+        bail!(
+            "{key}: u has {} and v {} elements, but the matrix view along dim {dim} is {rows} × {cols}",
+            u.values.len(),
+            v.values.len()
+        );
+    }
+    let matrix = matrix_view(weight, dim);
+    let mv = matrix
+        .chunks_exact(cols.max(1))
+        .map(|row| dot(row, &v.values));
+    Ok(u.values.iter().zip(mv).map(|(a, b)| a * b).sum())
 }

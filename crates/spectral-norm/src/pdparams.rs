@@ -6,7 +6,8 @@
 //! which is how numpy pickles an array. The subset needed is small — the opcodes of pickle
 //! protocols 2 to 5 that build dicts, tuples, strings, bytes, numbers and reduced objects —
 //! and everything else is refused with the offset of the byte it stopped at. Every length is
-//! checked against the bytes that remain, so a malformed file fails instead of allocating.
+//! checked against the bytes that remain, nesting is limited and memo copies are budgeted, so a
+//! malformed file fails instead of allocating without bound or overflowing the stack.
 
 use thiserror::Error;
 
@@ -52,11 +53,55 @@ enum Value {
     },
 }
 
+/// Deepest nesting of containers accepted (Paddle's state dicts nest about 5 deep), so that no
+/// recursion over a value (drop, clone) can overflow the stack.
+const MAX_DEPTH: usize = 100;
+
+/// The cost of `value`: its nodes plus its string and byte lengths; an error when its
+/// containers nest more than `MAX_DEPTH - depth` deep.
+fn cost(value: &Value, depth: usize) -> Result<usize, PdparamsError> {
+    if depth > MAX_DEPTH {
+        return fail(format!("containers nested more than {MAX_DEPTH} deep"));
+    }
+    let children: Vec<&Value> = match value {
+        Value::Tuple(items) | Value::List(items) => items.iter().collect(),
+        Value::Dict(entries) => entries.iter().flat_map(|(k, v)| [k, v]).collect(),
+        Value::Object {
+            callable,
+            args,
+            state,
+        } => [&**callable, &**args]
+            .into_iter()
+            .chain(state.as_deref())
+            .collect(),
+        Value::Str(s) | Value::Global(s) => return Ok(1 + s.len()),
+        Value::Bytes(b) => return Ok(1 + b.len()),
+        _ => return Ok(1),
+    };
+    children
+        .into_iter()
+        .try_fold(1, |total, child| Ok(total + cost(child, depth + 1)?))
+}
+
+/// A copy of `value` for or from the memo, paid for from `budget`.
+fn copy(value: &Value, budget: &mut usize) -> Result<Value, PdparamsError> {
+    let cost = cost(value, 0)?;
+    if cost > *budget {
+        return fail("memo references copy more than the file could hold");
+    }
+    *budget -= cost;
+    Ok(value.clone())
+}
+
 struct Machine<'a> {
     data: &'a [u8],
     at: usize,
     stack: Vec<Value>,
     memo: Vec<Value>,
+    /// What copies into and out of the memo may still cost in all (see [`cost`]): a few times
+    /// the file's size, so that a memo reference repeated to double a value at each step
+    /// fails instead of exhausting memory.
+    copy_budget: usize,
 }
 
 impl<'a> Machine<'a> {
@@ -184,21 +229,19 @@ impl<'a> Machine<'a> {
                     Value::Tuple(items)
                 }
                 0x94 => {
-                    let top = self
-                        .stack
-                        .last()
-                        .cloned()
-                        .map_or_else(|| fail("MEMOIZE on an empty stack"), Ok)?;
+                    let Some(top) = self.stack.last() else {
+                        return fail("MEMOIZE on an empty stack");
+                    };
+                    let top = copy(top, &mut self.copy_budget)?;
                     self.memo.push(top);
                     continue;
                 }
                 b'q' | b'r' => {
                     let index = self.uint(if op == b'q' { 1 } else { 4 })?;
-                    let top = self
-                        .stack
-                        .last()
-                        .cloned()
-                        .map_or_else(|| fail("PUT on an empty stack"), Ok)?;
+                    let Some(top) = self.stack.last() else {
+                        return fail("PUT on an empty stack");
+                    };
+                    let top = copy(top, &mut self.copy_budget)?;
                     if index >= self.memo.len() {
                         self.memo.resize(index + 1, Value::None);
                     }
@@ -207,10 +250,10 @@ impl<'a> Machine<'a> {
                 }
                 b'h' | b'j' => {
                     let index = self.uint(if op == b'h' { 1 } else { 4 })?;
-                    self.memo
-                        .get(index)
-                        .cloned()
-                        .map_or_else(|| fail(format!("memo {index} unset")), Ok)?
+                    let Some(value) = self.memo.get(index) else {
+                        return fail(format!("memo {index} unset"));
+                    };
+                    copy(value, &mut self.copy_budget)?
                 }
                 0x93 => {
                     let (name, module) = (self.pop()?, self.pop()?);
@@ -235,6 +278,7 @@ impl<'a> Machine<'a> {
                 }
                 b'b' => {
                     let state = self.pop()?;
+                    cost(&state, 1)?;
                     match self.stack.last_mut() {
                         Some(Value::Object { state: slot, .. }) => *slot = Some(Box::new(state)),
                         _ => return fail(format!("BUILD on a non-object at byte {offset}")),
@@ -252,6 +296,7 @@ impl<'a> Machine<'a> {
                     if items.len() % 2 != 0 {
                         return fail("odd SETITEMS");
                     }
+                    items.iter().try_for_each(|item| cost(item, 1).map(drop))?;
                     let Some(Value::Dict(entries)) = self.stack.last_mut() else {
                         return fail(format!("SETITEMS on a non-dict at byte {offset}"));
                     };
@@ -267,6 +312,7 @@ impl<'a> Machine<'a> {
                     } else {
                         self.pop_mark()?
                     };
+                    items.iter().try_for_each(|item| cost(item, 1).map(drop))?;
                     let Some(Value::List(list)) = self.stack.last_mut() else {
                         return fail("APPENDS on a non-list");
                     };
@@ -279,6 +325,9 @@ impl<'a> Machine<'a> {
                     ));
                 }
             };
+            if matches!(value, Value::Tuple(_) | Value::Object { .. }) {
+                cost(&value, 0)?;
+            }
             self.stack.push(value);
         }
     }
@@ -296,6 +345,7 @@ pub fn read(data: &[u8]) -> Result<Vec<PdArray>, PdparamsError> {
         at: 0,
         stack: Vec::new(),
         memo: Vec::new(),
+        copy_budget: data.len().saturating_mul(8).saturating_add(4096),
     }
     .run()?;
     let Value::Dict(entries) = root else {

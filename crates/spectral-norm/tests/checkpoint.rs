@@ -147,6 +147,27 @@ fn malformed_pdparams_are_refused_not_panicked_on() {
 }
 
 #[test]
+fn deep_or_exponential_pickles_are_refused_without_overflow_or_exhaustion() {
+    // 100 000 nested one-tuples: dropping or cloning such a value would overflow the stack.
+    let mut deep = b"\x80\x02K\x01".to_vec();
+    deep.extend(std::iter::repeat_n(0x85, 100_000));
+    deep.push(b'.');
+    let error = spectral_norm::pdparams::read(&deep).unwrap_err();
+    assert!(error.to_string().contains("nested more than"), "{error}");
+    // Each step a list of two memo copies of the last: 2^40 nodes without a copy budget.
+    let mut doubling = b"\x80\x02]q\x00".to_vec();
+    for _ in 0..40 {
+        doubling.extend(b"](h\x00h\x00eq\x00");
+    }
+    doubling.push(b'.');
+    let error = spectral_norm::pdparams::read(&doubling).unwrap_err();
+    assert!(
+        error.to_string().contains("memo references copy"),
+        "{error}"
+    );
+}
+
+#[test]
 fn pytorch_hook_checkpoints_load_from_pt_and_safetensors() {
     for file in ["torch_hook.pt", "torch_hook.safetensors"] {
         let loaded =
