@@ -75,6 +75,13 @@ fn torch_step(records: &[Record], row: &Row) -> Option<f64> {
     }
 }
 
+fn torch_eval_alone(records: &[Record], row: &Row) -> Option<f64> {
+    ["torch_hook", "torch_param"]
+        .iter()
+        .filter_map(|peer| peers::median(records, peer, row.threads, &row.shape, "hook_eval", None))
+        .reduce(f64::min)
+}
+
 fn torch_eval(records: &[Record], row: &Row) -> Option<f64> {
     let plain = peers::plain(records, "torch", row.threads, &row.shape, "eval_plain")?;
     ["torch_hook", "torch_param"]
@@ -132,16 +139,22 @@ pub fn render(
                 fmt_opt(ratio(ovh, paddle), |r| format!("{r:.3}")),
             );
         }
-        out.push_str("\n| shape | ours: SN alone (eval) | ours: eval fwd +ovh | PyTorch eval fwd +ovh | ours/PyTorch |\n");
-        out.push_str("|---|---|---|---|---|\n");
+        out.push_str("\n| shape | ours: SN alone (eval) | PyTorch: SN alone (eval) | ours/PyTorch | ours: eval fwd +ovh | PyTorch eval fwd +ovh | ours/PyTorch |\n");
+        out.push_str("|---|---|---|---|---|---|---|\n");
         for row in these.iter().filter(|r| r.eval.is_some()) {
             let ovh = row.eval.map(|p| p.overhead.median_us).unwrap_or(f64::NAN);
             let torch = torch_eval(records, row);
+            let alone = row.sn_eval.map(|s| s.median_us);
+            let torch_alone = torch_eval_alone(records, row);
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 row.shape,
-                fmt_opt(row.sn_eval.map(|s| s.median_us), fmt_us),
+                fmt_opt(alone, fmt_us),
+                fmt_opt(torch_alone, fmt_us),
+                fmt_opt(alone.and_then(|a| ratio(a, torch_alone)), |r| format!(
+                    "{r:.3}"
+                )),
                 fmt_us(ovh),
                 fmt_opt(torch, fmt_us),
                 fmt_opt(ratio(ovh, torch), |r| format!("{r:.3}")),

@@ -37,6 +37,16 @@
 //! loads and saves Paddle's and PyTorch's checkpoint layouts and `pdparams` reads and writes
 //! Paddle's pickles.
 //!
+//! # Features and speed
+//!
+//! - `flex` (default): on Burn's Flex CPU backend, f32/f64 weights are read in place: the power
+//!   iteration fuses `Wᵀu` and `W v` into one sweep per step, σ comes from the last
+//!   normalization, `W/σ` reuses the previous output's storage, the backward is one closed-form
+//!   autodiff node, and eval mode caches `W/σ` while `W`, `u`, `v` are the same tensors. Large
+//!   weights are split across the rayon pool. Every other backend, dtype or layout runs the
+//!   generic path in Burn tensor operations, with the same results up to rounding.
+//! - `store`: checkpoint interop (see above).
+//!
 //! # Semantics
 //!
 //! - Wrapping draws `u` `[h]` and `v` `[w]` from N(0, 1) and normalizes them. They are saved and
