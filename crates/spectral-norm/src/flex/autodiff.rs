@@ -12,7 +12,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::Element;
 
-use super::kernels::{Real, View, backward_in_place};
+use super::gradient::{Swapped, backward_in_place, backward_swapped_in_place};
+use super::kernels::{Real, View};
 
 /// What the backward needs: `W` (shared, not copied), the vectors and σ of this use.
 #[derive(Debug, Clone)]
@@ -22,6 +23,7 @@ struct Saved<T> {
     v: Vec<T>,
     sigma: T,
     view: View,
+    dim: usize,
 }
 
 #[derive(Debug)]
@@ -35,30 +37,54 @@ where
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [parent] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
+        let mut grad = grads.consume::<Flex>(&ops.node);
         let Some(parent) = parent else { return };
         let saved = ops.state;
         let weight = saved
             .weight
             .as_slice::<T>()
             .expect("W was checked contiguous");
-        // The incoming gradient is usually ours alone: then the result overwrites it.
-        let mut grad = if grad.is_contiguous() && grad.layout().start_offset() == 0 {
-            grad
+        if let Some(layout) = swapped_layout::<T>(&grad, &saved.weight, saved.dim) {
+            // A convolution's weight gradient: updated where it lies, handed on as it came.
+            let g = grad.storage_mut::<T>();
+            backward_swapped_in_place(
+                g,
+                weight,
+                layout,
+                saved.dim,
+                &saved.u,
+                &saved.v,
+                saved.sigma,
+            );
         } else {
-            grad.to_contiguous()
-        };
-        let g = grad.storage_mut::<T>();
-        backward_in_place(
-            &mut g[..weight.len()],
-            weight,
-            saved.view,
-            &saved.u,
-            &saved.v,
-            saved.sigma,
-        );
+            // Usually ours alone (storage_mut copies only if shared): the result overwrites it.
+            if !(grad.is_contiguous() && grad.layout().start_offset() == 0) {
+                grad = grad.to_contiguous();
+            }
+            let g = grad.storage_mut::<T>();
+            backward_in_place(
+                &mut g[..weight.len()],
+                weight,
+                saved.view,
+                &saved.u,
+                &saved.v,
+                saved.sigma,
+            );
+        }
         grads.register::<Flex>(parent.id, grad);
     }
+}
+
+/// The [`Swapped`] layout of `grad` when it is exactly that (the whole storage, no offset) and
+/// the matrix rows are on axis 0 or 1.
+fn swapped_layout<T>(grad: &FlexTensor, weight: &FlexTensor, dim: usize) -> Option<Swapped> {
+    let layout = grad.layout();
+    let bytes = layout.num_elements() * core::mem::size_of::<T>();
+    let whole = grad.bytes().len() == bytes && layout.start_offset() == 0;
+    if dim > 1 || !whole || layout.is_contiguous() || layout.shape() != weight.layout().shape() {
+        return None;
+    }
+    Swapped::of(layout.shape().as_slice(), layout.strides())
 }
 
 /// Wraps `output = W / σ` (already computed from `weight`'s primitive) in an autodiff node
@@ -70,6 +96,7 @@ pub(super) fn divide_by_sigma<T>(
     v: Vec<T>,
     sigma: T,
     view: View,
+    dim: usize,
 ) -> FloatTensor<Autodiff<Flex>>
 where
     T: Real + Element + bytemuck::Pod + core::fmt::Debug,
@@ -86,6 +113,7 @@ where
                 v,
                 sigma,
                 view,
+                dim,
             };
             prep.finish(saved, output)
         }

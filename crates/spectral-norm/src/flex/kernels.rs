@@ -17,6 +17,8 @@ use core::ops::{Add, AddAssign, Div, Mul, Range, Sub};
 
 use rayon::prelude::*;
 
+use super::streaming::StreamingDivide;
+
 /// The element types with a fast path: `f32` and `f64`.
 pub(crate) trait Real:
     Copy
@@ -29,6 +31,7 @@ pub(crate) trait Real:
     + Sub<Output = Self>
     + Mul<Output = Self>
     + Div<Output = Self>
+    + StreamingDivide
     + 'static
 {
     fn from_f64(x: f64) -> Self;
@@ -106,6 +109,8 @@ macro_rules! with_avx2 {
     };
 }
 
+pub(super) use with_avx2;
+
 with_avx2! {
     /// `a · b` with independent partial sums, so the loop vectorizes.
     pub(crate) fn dot(a: &[T], b: &[T]) -> T = dot_lanes;
@@ -123,7 +128,7 @@ with_avx2! {
 
 with_avx2! {
     /// `g = (g − k·x) / by`, elementwise: one row of the backward's rank-one correction.
-    fn correct(g: &mut [T], k: T, x: &[T], by: T) = correct_loop;
+    pub(super) fn correct(g: &mut [T], k: T, x: &[T], by: T) = correct_loop;
 }
 
 #[inline(always)]
@@ -161,7 +166,7 @@ fn divide_loop<T: Real>(w: &[T], by: T, out: &mut [T]) {
 }
 
 #[inline(always)]
-fn correct_loop<T: Real>(g: &mut [T], k: T, x: &[T], by: T) {
+pub(super) fn correct_loop<T: Real>(g: &mut [T], k: T, x: &[T], by: T) {
     for (gx, xx) in g.iter_mut().zip(x) {
         *gx = (*gx - k * *xx) / by;
     }
@@ -189,7 +194,7 @@ const PARALLEL_MIN: usize = 1 << 18;
 
 /// `0..units` cut into one contiguous range per thread of the current rayon pool (one range
 /// for small work). The cut depends only on the thread count, so results are reproducible.
-fn ranges(units: usize, work: usize) -> Vec<Range<usize>> {
+pub(super) fn ranges(units: usize, work: usize) -> Vec<Range<usize>> {
     let parts = if work >= PARALLEL_MIN {
         rayon::current_num_threads().clamp(1, units.max(1))
     } else {
@@ -201,7 +206,7 @@ fn ranges(units: usize, work: usize) -> Vec<Range<usize>> {
 }
 
 /// `f` over each range, in parallel when there are several; results in range order.
-fn map_ranges<R: Send>(
+pub(super) fn map_ranges<R: Send>(
     ranges: Vec<Range<usize>>,
     f: impl Fn(Range<usize>) -> R + Sync + Send,
 ) -> Vec<R> {
@@ -408,71 +413,24 @@ fn iterate_rows<T: Real>(w: &[T], view: View, u0: &[T], iterations: usize, eps: 
     unreachable!("the last step returns")
 }
 
+/// Weights from this size on get `W / σ` written with streaming stores (see `streaming`): the
+/// size of a large last-level cache, so the output would not have stayed there anyway.
+const STREAMING_MIN_BYTES: usize = 32 << 20;
+
 /// `out = W / σ`.
 pub(crate) fn divide_into<T: Real>(w: &[T], sigma: T, out: &mut [T]) {
     let chunk = w.len().div_ceil(ranges(w.len(), w.len()).len()).max(1);
-    let divide = |(out, w): (&mut [T], &[T])| divide_slice(w, sigma, out);
+    let streaming = core::mem::size_of_val(w) >= STREAMING_MIN_BYTES;
+    let divide = |(out, w): (&mut [T], &[T])| {
+        if !(streaming && T::divide_streaming(w, sigma, out)) {
+            divide_slice(w, sigma, out)
+        }
+    };
     if chunk >= w.len() {
         divide((out, w));
     } else {
         out.par_chunks_mut(chunk)
             .zip(w.par_chunks(chunk))
             .for_each(divide);
-    }
-}
-
-/// `⟨a, b⟩` over whole weights, by ranges.
-fn dot_all<T: Real>(a: &[T], b: &[T]) -> T {
-    let parts = map_ranges(ranges(a.len(), a.len()), |r| dot(&a[r.clone()], &b[r]));
-    parts
-        .into_iter()
-        .fold(T::default(), |total, part| total + part)
-}
-
-/// The gradient of `W / σ(W)` with `σ = uᵀ M v` (u, v constant): given `g = ∂L/∂(W/σ)`,
-/// `∂L/∂W = (g − ⟨g, W⟩/σ · u vᵀ) / σ`, written over `g` in place.
-pub(crate) fn backward_in_place<T: Real>(
-    g: &mut [T],
-    w: &[T],
-    view: View,
-    u: &[T],
-    v: &[T],
-    sigma: T,
-) {
-    let c = dot_all(g, w) / sigma;
-    // Whole rows of M-blocks (`inner` elements sharing one u_j) per parallel piece.
-    let units = view.outer * view.rows;
-    let per_piece = units.div_ceil(ranges(units, g.len()).len()).max(1);
-    let update = |(piece, g): (usize, &mut [T])| {
-        let first = piece * per_piece;
-        for (t, row) in (first..).zip(g.chunks_exact_mut(view.inner)) {
-            let (o, j) = (t / view.rows, t % view.rows);
-            correct(
-                row,
-                c * u[j],
-                &v[o * view.inner..(o + 1) * view.inner],
-                sigma,
-            );
-        }
-    };
-    let update_linear = |(piece, g): (usize, &mut [T])| {
-        // inner = 1: runs along j within a stored row, one v_o each: a vectorizable loop.
-        let first = piece * per_piece;
-        let mut t = first;
-        let mut rest = g;
-        while !rest.is_empty() {
-            let (o, j) = (t / view.rows, t % view.rows);
-            let run = (view.rows - j).min(rest.len());
-            let (head, tail) = rest.split_at_mut(run);
-            correct(head, c * v[o], &u[j..j + run], sigma);
-            t += run;
-            rest = tail;
-        }
-    };
-    let chunk = per_piece * view.inner;
-    if view.inner == 1 {
-        g.par_chunks_mut(chunk).enumerate().for_each(update_linear);
-    } else {
-        g.par_chunks_mut(chunk).enumerate().for_each(update);
     }
 }

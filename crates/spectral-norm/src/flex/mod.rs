@@ -9,7 +9,9 @@
 //! path.
 
 mod autodiff;
+mod gradient;
 pub(crate) mod kernels;
+mod streaming;
 mod workspace;
 
 use burn::backend::flex::FlexTensor;
@@ -121,6 +123,7 @@ where
         estimate.v,
         estimate.sigma,
         view,
+        sn.dim,
     ))
 }
 

@@ -64,8 +64,27 @@ fn assert_close(fast: &[f64], generic: &[f64], tolerance: f64, what: &str) {
     }
 }
 
+/// How the gradient `G` reaches the weight's node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Incoming {
+    /// Contiguous, as a Linear's weight gradient.
+    Contiguous,
+    /// The `swap_dims(0, 1)` view of a contiguous tensor, as a convolution's.
+    Swapped,
+}
+
 /// One training use through each path, then the gradient of `Σ G ⊙ (W/σ)` for a fixed `G`.
 fn compare_training<const D: usize>(shape: [usize; D], dim: usize, n: usize, dtype: DType) {
+    compare_training_with(shape, dim, n, dtype, Incoming::Contiguous);
+}
+
+fn compare_training_with<const D: usize>(
+    shape: [usize; D],
+    dim: usize,
+    n: usize,
+    dtype: DType,
+    incoming: Incoming,
+) {
     let device = Device::flex().autodiff();
     let tolerance = if dtype == DType::F64 { 1e-12 } else { 2e-5 };
     let numel = shape.iter().product();
@@ -79,16 +98,60 @@ fn compare_training<const D: usize>(shape: [usize; D], dim: usize, n: usize, dty
         } else {
             sn.apply_generic(w.clone())
         };
-        let grads = (out.clone() * g.clone()).sum().backward();
-        let grad = values(w.grad(&grads).unwrap());
-        (values(out), grad, values(sn.u.get()), values(sn.v.get()))
+        let loss = match incoming {
+            Incoming::Contiguous => (out.clone() * g.clone()).sum(),
+            // Same loss; the backward of swap_dims hands G on as a swapped view.
+            Incoming::Swapped => {
+                let g = g.clone().swap_dims(0, 1).into_data();
+                let g = Tensor::<D>::from_data(g, (&device, dtype));
+                (out.clone().swap_dims(0, 1) * g).sum()
+            }
+        };
+        let grads = loss.backward();
+        let grad = w.grad(&grads).unwrap();
+        if fast && incoming == Incoming::Swapped && shape[0] > 1 && shape[1] > 1 && dim < 2 {
+            let layout = grad
+                .clone()
+                .try_into_primitive::<burn::backend::Flex>()
+                .unwrap();
+            assert!(
+                !layout.is_contiguous(),
+                "the swapped gradient is updated where it lies, not copied"
+            );
+        }
+        (
+            values(out),
+            values(grad),
+            values(sn.u.get()),
+            values(sn.v.get()),
+        )
     };
     let (fast, generic) = (run(true), run(false));
-    let case = format!("{shape:?} dim {dim} n {n} {dtype:?}");
+    let case = format!("{shape:?} dim {dim} n {n} {dtype:?} {incoming:?}");
     assert_close(&fast.0, &generic.0, tolerance, &format!("W/σ {case}"));
     assert_close(&fast.1, &generic.1, tolerance * 10.0, &format!("dW {case}"));
     assert_close(&fast.2, &generic.2, tolerance, &format!("u {case}"));
     assert_close(&fast.3, &generic.3, tolerance, &format!("v {case}"));
+}
+
+#[test]
+fn swapped_gradients_as_convolutions_give_them_match_the_generic_path() {
+    for dtype in [DType::F32, DType::F64] {
+        compare_training_with([4, 3, 2, 2], 0, 1, dtype, Incoming::Swapped); // Conv2d
+        compare_training_with([3, 4, 3, 3], 1, 2, dtype, Incoming::Swapped); // ConvTranspose2d
+        compare_training_with([5, 6, 3], 0, 1, dtype, Incoming::Swapped); // Conv1d
+        compare_training_with([7, 5], 1, 1, dtype, Incoming::Swapped); // a transposed matrix
+        compare_training_with([2, 3, 4], 2, 1, dtype, Incoming::Swapped); // copied, then in place
+        compare_training_with([1, 4, 3], 0, 1, dtype, Incoming::Swapped); // one output channel
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        compare_training_with([64, 130, 3, 3], 0, 1, DType::F32, Incoming::Swapped);
+        compare_training_with([130, 64, 3, 3], 1, 1, DType::F32, Incoming::Swapped);
+    });
 }
 
 #[test]
