@@ -65,8 +65,18 @@ pub struct Paired {
     pub overhead: Stats,
 }
 
+/// Pairs taken at least, where they fit in [`STEADY`]: a slow step (a 512-channel conv step
+/// takes ~100 ms) gives only a handful of pairs in the budget, and the median of a handful of
+/// differences between two ~100 ms steps is noise of the size of the overhead itself.
+const MIN_PAIRS: usize = 31;
+
+/// Time allowed for reaching [`MIN_PAIRS`].
+const STEADY: Duration = Duration::from_secs(12);
+
 /// Times `plain` and `sn` in ABBA alternation so that drift and allocator state hit both, as
-/// peers.py's `bench_pair` does; the overhead is the median of per-pair differences.
+/// peers.py's `bench_pair` does; the overhead is the median of per-pair differences. Takes at
+/// least 7 pairs (as peers.py), [`MIN_PAIRS`] where they fit in [`STEADY`], more while within
+/// `budget` (up to 500).
 pub fn bench_pair(plain: &mut dyn FnMut(), sn: &mut dyn FnMut(), budget: Duration) -> Paired {
     let warm = Instant::now();
     plain();
@@ -77,7 +87,11 @@ pub fn bench_pair(plain: &mut dyn FnMut(), sn: &mut dyn FnMut(), budget: Duratio
     }
     let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
     let started = Instant::now();
-    while d.len() < 7 || (d.len() < 500 && started.elapsed() < budget) {
+    let more = |pairs: usize| {
+        let elapsed = started.elapsed();
+        pairs < 7 || (pairs < MIN_PAIRS && elapsed < STEADY) || (pairs < 500 && elapsed < budget)
+    };
+    while more(d.len()) {
         let (ta, tb) = if d.len() % 2 == 0 {
             let ta = time_us(plain);
             (ta, time_us(sn))
