@@ -2,8 +2,10 @@
 //! the generic path in `matrix.rs`, computed on the weight's own storage.
 //!
 //! Per training-mode use: `n` sweeps over `W` for the power iteration (`n + 1` when `dim = 0`),
-//! σ from the last normalization, one read and one write for `W / σ` into reused storage, and a
-//! backward that reads `G` and `W` once and overwrites `G` with the result. In eval mode `W / σ`
+//! σ from the last normalization, one read and one write for `W / σ` into reused storage
+//! (streaming stores for weights beyond the cache), and a backward that reads `G` and `W` once
+//! and overwrites `G` with the result in the layout `G` came in (a convolution's weight gradient
+//! is a swapped-axes view, corrected where it lies rather than copied). In eval mode `W / σ`
 //! is cached while `W`, `u` and `v` are the very same tensors. Anything else (other backends,
 //! dtypes other than f32/f64, non-contiguous weights, gradient checkpointing) takes the generic
 //! path.
