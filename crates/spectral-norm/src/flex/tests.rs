@@ -229,3 +229,36 @@ fn weights_large_enough_to_split_across_threads_match_the_generic_path() {
         compare_training([40, 70, 10, 10], 1, 1, DType::F64); // ConvTranspose: blocks
     });
 }
+
+/// Two training uses before one backward (a discriminator on real and on fake data): each
+/// backward uses its own vectors and σ, and the first output keeps its values although the
+/// second use writes into reused storage.
+#[test]
+fn backward_of_an_earlier_use_matches_the_generic_path() {
+    let device = Device::flex().autodiff();
+    for (shape, dim) in [([6usize, 5usize], 1usize), ([5, 4], 0)] {
+        let numel = shape.iter().product();
+        let weight = pseudo_random(numel, 7);
+        let g1 = tensor(pseudo_random(numel, 8), shape, DType::F64, &device);
+        let g2 = tensor(pseudo_random(numel, 9), shape, DType::F64, &device);
+        let run = |fast: bool| {
+            let sn = state(&shape, dim, 2, DType::F64, &device);
+            let w = tensor(weight.clone(), shape, DType::F64, &device).require_grad();
+            let apply = |w: &Tensor<2>| {
+                if fast {
+                    super::apply(&sn, w).unwrap()
+                } else {
+                    sn.apply_generic(w.clone())
+                }
+            };
+            let first = apply(&w);
+            let second = apply(&w);
+            let loss = (first.clone() * g1.clone()).sum() + (second * g2.clone()).sum();
+            (values(w.grad(&loss.backward()).unwrap()), values(first))
+        };
+        let (fast, generic) = (run(true), run(false));
+        let case = format!("{shape:?} dim {dim}");
+        assert_close(&fast.0, &generic.0, 1e-11, &format!("dW {case}"));
+        assert_close(&fast.1, &generic.1, 1e-12, &format!("first W/σ {case}"));
+    }
+}
