@@ -315,6 +315,11 @@ fn mt_then_m<T: Real>(w: &[T], view: View, x: &[T]) -> (Vec<T>, Vec<T>) {
     let parts = map_ranges(ranges(view.outer, w.len()), |range| {
         let mut z = vec![T::default(); range.len() * view.inner];
         let mut y = vec![T::default(); view.rows];
+        if view.inner == 1 {
+            let stored = &w[range.start * view.rows..range.end * view.rows];
+            sweep_stored_rows(stored, view.rows, x, &mut z, &mut y);
+            return (z, y);
+        }
         for (block, z_o) in blocks(w, view, range).zip(z.chunks_exact_mut(view.inner)) {
             block_t_vec(block, view.inner, x, z_o);
             block_vec(block, view.inner, z_o, &mut y);
@@ -323,6 +328,40 @@ fn mt_then_m<T: Real>(w: &[T], view: View, x: &[T]) -> (Vec<T>, Vec<T>) {
     });
     let (z, y): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
     (concat(z), sum_parts(y))
+}
+
+with_avx2! {
+    /// `inner = 1` (a Linear weight `[in, out]`, matrix rows along the stored rows): for each
+    /// stored row `r_o`, `z_o = r_o · x`, and `y += Σ z_o r_o`, four stored rows at a time so
+    /// that `y` is read and written once per four rows rather than once per row.
+    fn sweep_stored_rows(stored: &[T], len: usize, x: &[T], z: &mut [T], y: &mut [T]) = sweep_stored_rows_loop;
+}
+
+#[inline(always)]
+fn sweep_stored_rows_loop<T: Real>(stored: &[T], len: usize, x: &[T], z: &mut [T], y: &mut [T]) {
+    let mut groups = stored.chunks_exact(4 * len);
+    let mut z_groups = z.chunks_exact_mut(4);
+    for (group, z4) in (&mut groups).zip(&mut z_groups) {
+        let (r0, rest) = group.split_at(len);
+        let (r1, rest) = rest.split_at(len);
+        let (r2, r3) = rest.split_at(len);
+        let z4: &mut [T; 4] = z4.try_into().expect("chunks of four");
+        *z4 = [
+            dot_lanes(r0, x),
+            dot_lanes(r1, x),
+            dot_lanes(r2, x),
+            dot_lanes(r3, x),
+        ];
+        let [a, b, c, d] = *z4;
+        for ((((yk, w0), w1), w2), w3) in y.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+            *yk += a * *w0 + b * *w1 + c * *w2 + d * *w3;
+        }
+    }
+    let rest = groups.remainder().chunks_exact(len);
+    for (row, z_o) in rest.zip(z_groups.into_remainder()) {
+        *z_o = dot_lanes(row, x);
+        axpy_loop(*z_o, row, y);
+    }
 }
 
 /// For `outer = 1`: `y = M x` and `z = Mᵀ y`, each row read while in cache.
