@@ -53,6 +53,15 @@ impl Swapped {
     }
 }
 
+/// The rank-one correction `g ← (g − c · u vᵀ) / σ` that every layout applies.
+#[derive(Debug, Clone, Copy)]
+struct Correction<'a, T> {
+    c: T,
+    u: &'a [T],
+    v: &'a [T],
+    sigma: T,
+}
+
 /// `⟨a, b⟩` over whole weights, by ranges.
 fn dot_all<T: Real>(a: &[T], b: &[T]) -> T {
     let parts = map_ranges(ranges(a.len(), a.len()), |r| dot(&a[r.clone()], &b[r]));
@@ -134,15 +143,16 @@ pub(crate) fn backward_swapped_in_place<T: Real>(
         .into_iter()
         .fold(T::default(), |total, part| total + part)
         / sigma;
+    let by = Correction { c, u, v, sigma };
     let per_piece = layout.s1.div_ceil(pieces.len()).max(1);
     g.par_chunks_mut(per_piece * block)
         .enumerate()
         .for_each(|(piece, g)| {
             let first = piece * per_piece;
             if dim == 0 {
-                swapped_correct_rows(g, layout, first, c, u, v, sigma);
+                swapped_correct_rows(g, layout, first, by);
             } else {
-                swapped_correct_blocks(g, layout, first, c, u, v, sigma);
+                swapped_correct_blocks(g, layout, first, by);
             }
         });
 }
@@ -155,13 +165,13 @@ with_avx2! {
 with_avx2! {
     /// Rows on axis 0: storage run `(a, b)` is `len` elements of row `b` at columns
     /// `a · len..`, so it takes `c·u_b · v[a·len..]`.
-    fn swapped_correct_rows(g: &mut [T], layout: Swapped, first: usize, c: T, u: &[T], v: &[T], sigma: T) = swapped_correct_rows_loop;
+    fn swapped_correct_rows(g: &mut [T], layout: Swapped, first: usize, by: Correction<'_, T>) = swapped_correct_rows_loop;
 }
 
 with_avx2! {
     /// Rows on axis 1: storage block `a` is all of row `a` (columns `(b, r)` in order), so it
     /// takes `c·u_a · v` whole.
-    fn swapped_correct_blocks(g: &mut [T], layout: Swapped, first: usize, c: T, u: &[T], v: &[T], sigma: T) = swapped_correct_blocks_loop;
+    fn swapped_correct_blocks(g: &mut [T], layout: Swapped, first: usize, by: Correction<'_, T>) = swapped_correct_blocks_loop;
 }
 
 /// Runs `f::<N>` for the kernel sizes convolutions use, so that the short runs of `len`
@@ -224,14 +234,11 @@ fn swapped_correct_rows_loop<T: Real>(
     g: &mut [T],
     layout: Swapped,
     first: usize,
-    c: T,
-    u: &[T],
-    v: &[T],
-    sigma: T,
+    by: Correction<'_, T>,
 ) {
     by_run_length!(
         layout.len,
-        swapped_correct_rows_runs::<T>(g, layout, first, c, u, v, sigma)
+        swapped_correct_rows_runs::<T>(g, layout, first, by)
     )
 }
 
@@ -240,18 +247,15 @@ fn swapped_correct_rows_runs<T: Real, const N: usize>(
     g: &mut [T],
     layout: Swapped,
     first: usize,
-    c: T,
-    u: &[T],
-    v: &[T],
-    sigma: T,
+    by: Correction<'_, T>,
 ) {
     for (a, block) in (first..).zip(g.chunks_exact_mut(layout.block())) {
-        let v_a = run_at::<T, N>(v, a * layout.len, layout.len);
-        for (run, &u_b) in block.chunks_exact_mut(layout.len).zip(u) {
-            let k = c * u_b;
+        let v_a = run_at::<T, N>(by.v, a * layout.len, layout.len);
+        for (run, &u_b) in block.chunks_exact_mut(layout.len).zip(by.u) {
+            let k = by.c * u_b;
             let run = if N == 0 { run } else { &mut run[..N] };
             for (gx, vx) in run.iter_mut().zip(v_a) {
-                *gx = (*gx - k * *vx) / sigma;
+                *gx = (*gx - k * *vx) / by.sigma;
             }
         }
     }
@@ -262,12 +266,9 @@ fn swapped_correct_blocks_loop<T: Real>(
     g: &mut [T],
     layout: Swapped,
     first: usize,
-    c: T,
-    u: &[T],
-    v: &[T],
-    sigma: T,
+    by: Correction<'_, T>,
 ) {
-    for (block, &u_a) in g.chunks_exact_mut(layout.block()).zip(&u[first..]) {
-        correct_loop(block, c * u_a, v, sigma);
+    for (block, &u_a) in g.chunks_exact_mut(layout.block()).zip(&by.u[first..]) {
+        correct_loop(block, by.c * u_a, by.v, by.sigma);
     }
 }
