@@ -21,11 +21,10 @@ impl Inputs {
     }
 }
 
-/// Whether `a` and `b` view the same storage the same way. The storage's address identifies it:
-/// the cache holds `a`, so its allocation cannot have been freed and handed to another tensor.
+/// Whether `a` and `b` view the very same storage (the same shared handle, not only the same
+/// address) the same way.
 fn same_storage(a: &FlexTensor, b: &FlexTensor) -> bool {
-    let (x, y) = (a.bytes(), b.bytes());
-    core::ptr::eq(x, y) && a.dtype() == b.dtype() && a.layout() == b.layout()
+    Arc::ptr_eq(&a.data_arc(), &b.data_arc()) && a.dtype() == b.dtype() && a.layout() == b.layout()
 }
 
 #[derive(Debug, Default)]
