@@ -203,19 +203,14 @@ pub fn train(ring: &Ring, config: &RunConfig, progress: &ProgressBar) -> History
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
-
-    /// Runs share Burn's device RNG: tests that train take turns.
-    static DEVICE_RNG: Mutex<()> = Mutex::new(());
+    use crate::test_fixtures::device_rng_turn;
 
     fn short_run(spectral_norm: bool, seed: u64) -> History {
         run(spectral_norm, seed, 6)
     }
 
     fn run(spectral_norm: bool, seed: u64, steps: usize) -> History {
-        let _turn = DEVICE_RNG
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _turn = device_rng_turn();
         let config = RunConfig {
             spectral_norm,
             seed,

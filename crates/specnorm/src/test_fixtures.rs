@@ -2,6 +2,7 @@
 //! references numpy computed for them.
 
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
@@ -33,3 +34,12 @@ pub const FILES: [(&str, &str); 6] = [
     ("torch_param.pt", "torch_param"),
     ("torch_param.safetensors", "torch_param"),
 ];
+
+/// Burn's CPU device has one random generator for the whole process, and the test harness runs
+/// tests on several threads. A test that seeds it and expects a repeatable run, and every test
+/// that draws from it (layer initialization, `spectral_norm`'s `u` and `v`), hold this turn
+/// while they do.
+pub fn device_rng_turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(PoisonError::into_inner)
+}
