@@ -1,5 +1,6 @@
 //! A recorded, never-trainable tensor that a `&self` forward can overwrite.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use burn::module::{
@@ -23,7 +24,30 @@ use burn::tensor::{Device, Tensor};
 #[derive(Debug, Clone)]
 pub struct Buffer<const D: usize> {
     id: ParamId,
-    value: Arc<Mutex<Tensor<D>>>,
+    value: Arc<Stamped<D>>,
+}
+
+/// The value and a stamp that changes with every write.
+#[derive(Debug)]
+struct Stamped<const D: usize> {
+    tensor: Mutex<Tensor<D>>,
+    stamp: AtomicU64,
+}
+
+/// Gives the stamp a fresh value when dropped.
+struct Restamp<'a>(&'a AtomicU64);
+
+impl Drop for Restamp<'_> {
+    fn drop(&mut self) {
+        self.0.store(next_stamp(), Ordering::Release);
+    }
+}
+
+/// Stamps are unique across all buffers of the process: equal stamps mean the same buffer,
+/// unwritten since.
+fn next_stamp() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl<const D: usize> Buffer<D> {
@@ -35,7 +59,10 @@ impl<const D: usize> Buffer<D> {
     fn with_id(id: ParamId, value: Tensor<D>) -> Self {
         Self {
             id,
-            value: Arc::new(Mutex::new(value.detach())),
+            value: Arc::new(Stamped {
+                tensor: Mutex::new(value.detach()),
+                stamp: AtomicU64::new(next_stamp()),
+            }),
         }
     }
 
@@ -46,13 +73,30 @@ impl<const D: usize> Buffer<D> {
 
     /// Replaces the current value (gradient tracking removed).
     pub fn set(&self, value: Tensor<D>) {
-        *self.lock() = value.detach();
+        self.update(|stored| *stored = value.detach());
     }
 
     /// Runs `update` on the value while holding the buffer's lock, so that read-modify-write
-    /// sequences on the same buffer never interleave.
+    /// sequences on the same buffer never interleave. Counts as a write: the stamp changes.
     pub(crate) fn update<R>(&self, update: impl FnOnce(&mut Tensor<D>) -> R) -> R {
-        update(&mut self.lock())
+        let mut stored = self.lock();
+        // Declared after the lock: dropped first, so the stamp changes before the lock is
+        // released, also when `update` panics.
+        let _restamp = Restamp(&self.value.stamp);
+        update(&mut stored)
+    }
+
+    /// The current value and its stamp, read together.
+    pub(crate) fn get_stamped(&self) -> (Tensor<D>, u64) {
+        let stored = self.lock();
+        (stored.clone(), self.value.stamp.load(Ordering::Acquire))
+    }
+
+    /// A number that changes with every write to this buffer (and its clones, which share the
+    /// value) and differs between buffers: equal stamps mean an unchanged value. Reading it takes
+    /// no lock.
+    pub(crate) fn stamp(&self) -> u64 {
+        self.value.stamp.load(Ordering::Acquire)
     }
 
     /// The identifier under which records store this buffer.
@@ -63,7 +107,10 @@ impl<const D: usize> Buffer<D> {
     fn lock(&self) -> MutexGuard<'_, Tensor<D>> {
         // A panic while the lock was held cannot leave a half-written tensor: writes are a
         // single handle swap. So a poisoned lock still holds a valid value.
-        self.value.lock().unwrap_or_else(PoisonError::into_inner)
+        self.value
+            .tensor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn as_param(&self) -> Param<Tensor<D>> {
@@ -121,3 +168,51 @@ impl<const D: usize> ModuleDisplayDefault for Buffer<D> {
 }
 
 impl<const D: usize> ModuleDisplay for Buffer<D> {}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use burn::module::Module;
+    use burn::tensor::{Device, Tensor};
+
+    use super::Buffer;
+
+    fn buffer(values: [f32; 2]) -> Buffer<1> {
+        Buffer::new(Tensor::<1>::from_floats(values, &Device::flex()))
+    }
+
+    #[test]
+    fn every_write_changes_the_stamp_and_clones_share_it() {
+        let (a, b) = (buffer([1.0, 2.0]), buffer([1.0, 2.0]));
+        assert_ne!(a.stamp(), b.stamp(), "equal values, different buffers");
+
+        let shared = a.clone();
+        let before = a.stamp();
+        assert_eq!(shared.stamp(), before);
+        shared.set(a.get());
+        assert_ne!(a.stamp(), before, "writing the same value is still a write");
+        assert_eq!(a.stamp(), shared.stamp());
+        assert_eq!(a.get_stamped().1, a.stamp());
+
+        let before = a.stamp();
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            a.update(|value| {
+                *value = value.clone() * 2.0;
+                panic!("fails after writing");
+            })
+        }));
+        assert!(outcome.is_err());
+        assert_ne!(
+            a.stamp(),
+            before,
+            "a write that panicked still changes the stamp"
+        );
+
+        assert_ne!(
+            a.valid().stamp(),
+            a.stamp(),
+            "valid() makes an independent buffer"
+        );
+    }
+}

@@ -6,7 +6,8 @@
 //! (streaming stores for weights beyond the cache), and a backward that reads `G` and `W` once
 //! and overwrites `G` with the result in the layout `G` came in (a convolution's weight gradient
 //! is a swapped-axes view, corrected where it lies rather than copied). In eval mode `W / σ`
-//! is cached while `W`, `u` and `v` are the very same tensors. Anything else (other backends,
+//! is cached while `W` is the very same tensor and neither vector's buffer was written (each
+//! write changes the buffer's stamp). Anything else (other backends,
 //! dtypes other than f32/f64, non-contiguous weights, gradient checkpointing) takes the generic
 //! path.
 
@@ -25,21 +26,30 @@ use kernels::{Estimate, Real, View};
 pub(crate) use workspace::FlexWorkspace;
 
 /// `W / σ` for `base` if the fast path applies, else `None` for the generic path.
+///
+/// The eval-mode cache hit is the path to keep short: it converts `base` first and reads
+/// everything else from the Flex tensor itself.
 pub(crate) fn apply<const D: usize>(sn: &SpectralNorm, base: &Tensor<D>) -> Option<Tensor<D>> {
-    match base.dtype() {
-        DType::F32 => apply_typed::<f32, D>(sn, base),
-        DType::F64 => apply_typed::<f64, D>(sn, base),
-        _ => None,
+    match base.clone().try_into_primitive::<Flex>() {
+        Ok(weight) => match weight.dtype() {
+            DType::F32 => eval::<f32>(sn, weight),
+            DType::F64 => eval::<f64>(sn, weight),
+            _ => None,
+        }
+        .map(Tensor::from_primitive::<Flex>),
+        Err(_) => match base.dtype() {
+            DType::F32 => training::<f32, D>(sn, base),
+            DType::F64 => training::<f64, D>(sn, base),
+            _ => None,
+        },
     }
 }
 
-fn apply_typed<T, const D: usize>(sn: &SpectralNorm, base: &Tensor<D>) -> Option<Tensor<D>>
+/// An autodiff weight: `W / σ` as one autodiff node.
+fn training<T, const D: usize>(sn: &SpectralNorm, base: &Tensor<D>) -> Option<Tensor<D>>
 where
     T: Real + Element + bytemuck::Pod + core::fmt::Debug,
 {
-    if let Ok(weight) = base.clone().try_into_primitive::<Flex>() {
-        return eval::<T>(sn, weight).map(Tensor::from_primitive::<Flex>);
-    }
     let weight = base.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
     tracked::<T>(sn, weight).map(Tensor::from_primitive::<Autodiff<Flex>>)
 }
@@ -70,22 +80,25 @@ fn view_of(sn: &SpectralNorm, weight: &FlexTensor) -> View {
     View::new(weight.layout().shape().as_slice(), sn.dim)
 }
 
-/// Eval mode: σ from the stored vectors, `W / σ` cached while `W`, `u`, `v` are unchanged.
+/// Eval mode: σ from the stored vectors, `W / σ` cached while `W` is the very same tensor and
+/// neither vector was written. A cache hit reads only the stamps of the vectors' buffers.
 fn eval<T>(sn: &SpectralNorm, weight: FlexTensor) -> Option<FlexTensor>
 where
     T: Real + Element + bytemuck::Pod,
 {
-    let w = contiguous::<T>(&weight)?;
-    let view = view_of(sn, &weight);
-    let u = stored(sn.u.get(), weight.dtype())?;
-    let v = stored(sn.v.get(), weight.dtype())?;
     let workspace = &sn.workspace.flex;
-    if let Some(output) = workspace.cached(&weight, &u, &v) {
+    if let Some(output) = workspace.cached(&weight, sn.u.stamp(), sn.v.stamp()) {
         return Some(output);
     }
+    let w = contiguous::<T>(&weight)?;
+    let view = view_of(sn, &weight);
+    let (u, u_stamp) = sn.u.get_stamped();
+    let (v, v_stamp) = sn.v.get_stamped();
+    let u = stored(u, weight.dtype())?;
+    let v = stored(v, weight.dtype())?;
     let sigma = sigma_of(w, view, contiguous::<T>(&u)?, contiguous::<T>(&v)?)?;
     let output = divided(workspace, &weight, w, sigma);
-    workspace.remember_eval(&weight, &u, &v, &output);
+    workspace.remember_eval(&weight, u_stamp, v_stamp, &output);
     Some(output)
 }
 

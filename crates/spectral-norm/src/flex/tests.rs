@@ -200,10 +200,23 @@ fn eval_matches_generic_and_is_cached_until_an_input_changes() {
         &storage(flipped.clone())
     ));
     assert_close(
-        &values(flipped),
+        &values(flipped.clone()),
         &values(sn.apply_generic(w.clone())),
         2e-6,
         "after u changed",
+    );
+
+    // Any write to a vector's buffer counts, even of the same values.
+    let cached = super::apply(&sn, &w).unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &storage(flipped.clone()),
+        &storage(cached)
+    ));
+    sn.v.set(sn.v.get());
+    let rewritten = super::apply(&sn, &w).unwrap();
+    assert!(
+        !std::sync::Arc::ptr_eq(&storage(flipped.clone()), &storage(rewritten)),
+        "recomputed after v was written"
     );
 
     // A different weight tensor with the same values is not trusted to be the same weight.

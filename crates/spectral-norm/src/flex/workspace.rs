@@ -5,19 +5,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use burn::backend::flex::FlexTensor;
 
-/// What an eval-mode `W / σ` was computed from. Holding these handles keeps their storage
-/// alive and shared, and Flex only writes in place into storage it owns alone, so pointer
-/// equality below means "the same values".
+/// What an eval-mode `W / σ` was computed from: the weight, and the stamps of the vectors'
+/// buffers. Holding the weight's handle keeps its storage alive and shared, and Flex only writes
+/// in place into storage it owns alone, so handle equality means "the same values"; a buffer's
+/// stamp changes with every write to it.
 #[derive(Debug, Clone)]
 struct Inputs {
     weight: FlexTensor,
-    u: FlexTensor,
-    v: FlexTensor,
+    u: u64,
+    v: u64,
 }
 
 impl Inputs {
-    fn are(&self, weight: &FlexTensor, u: &FlexTensor, v: &FlexTensor) -> bool {
-        same_storage(&self.weight, weight) && same_storage(&self.u, u) && same_storage(&self.v, v)
+    fn are(&self, weight: &FlexTensor, u: u64, v: u64) -> bool {
+        self.u == u && self.v == v && same_storage(&self.weight, weight)
     }
 }
 
@@ -46,13 +47,8 @@ impl FlexWorkspace {
         f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The cached eval-mode output for these inputs, if still valid.
-    pub fn cached(
-        &self,
-        weight: &FlexTensor,
-        u: &FlexTensor,
-        v: &FlexTensor,
-    ) -> Option<FlexTensor> {
+    /// The cached eval-mode output for this weight and these vector stamps, if still valid.
+    pub fn cached(&self, weight: &FlexTensor, u: u64, v: u64) -> Option<FlexTensor> {
         self.with(|state| match &state.eval_inputs {
             Some(inputs) if inputs.are(weight, u, v) => state.output.clone(),
             _ => None,
@@ -60,18 +56,12 @@ impl FlexWorkspace {
     }
 
     /// Remembers an eval-mode output and what it was computed from.
-    pub fn remember_eval(
-        &self,
-        weight: &FlexTensor,
-        u: &FlexTensor,
-        v: &FlexTensor,
-        output: &FlexTensor,
-    ) {
+    pub fn remember_eval(&self, weight: &FlexTensor, u: u64, v: u64, output: &FlexTensor) {
         self.with(|state| {
             state.eval_inputs = Some(Inputs {
                 weight: weight.clone(),
-                u: u.clone(),
-                v: v.clone(),
+                u,
+                v,
             });
             state.output = Some(output.clone());
         });
