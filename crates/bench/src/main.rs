@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use spectral_norm_bench::report::{self, Row};
-use spectral_norm_bench::timing::{bench, bench_pair};
+use spectral_norm_bench::timing::{STEP_MAX_PAIRS, bench, bench_pair};
 use spectral_norm_bench::workload::{self, SHAPES, Shape};
 use spectral_norm_bench::{bandwidth, peers};
 
@@ -34,6 +34,11 @@ struct Args {
     /// Seconds of timed calls per measurement.
     #[arg(long, default_value_t = 0.6)]
     budget: f64,
+    /// Seconds for each eval-forward pairing, which takes up to 5000 pairs: a few µs of
+    /// overhead on a forward that varies by tens of µs from call to call (conv64's takes ~2.5
+    /// ms in Burn) needs thousands of pairs before the median settles.
+    #[arg(long, default_value_t = 8.0)]
+    eval_budget: f64,
     /// Python interpreter with `torch` and `paddlepaddle` installed.
     #[arg(long, default_value = "python3")]
     python: String,
@@ -76,24 +81,42 @@ fn shapes(text: &str) -> Result<Vec<Shape>> {
         .collect()
 }
 
+/// Time allowed per measurement.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    /// Timed calls of one kind, and half a training-step pairing.
+    calls: Duration,
+    /// One eval-forward pairing.
+    eval: Duration,
+}
+
+/// Pairs an eval-forward measurement stops at.
+const EVAL_MAX_PAIRS: usize = 5000;
+
 fn measure(
     shape: &Shape,
     n: usize,
     first_n: bool,
     threads: usize,
     bandwidth: f64,
-    budget: Duration,
+    budget: Budget,
 ) -> Row {
     let mut calls = workload::calls(shape, n);
-    let sn_train = bench(&mut calls.sn_train, budget);
-    let step = bench_pair(&mut calls.step_plain, &mut calls.step_sn, 2 * budget);
+    let sn_train = bench(&mut calls.sn_train, budget.calls);
+    let step = bench_pair(
+        &mut calls.step_plain,
+        &mut calls.step_sn,
+        2 * budget.calls,
+        STEP_MAX_PAIRS,
+    );
     let (sn_eval, eval) = if first_n {
         (
-            Some(bench(&mut calls.sn_eval, budget)),
+            Some(bench(&mut calls.sn_eval, budget.calls)),
             Some(bench_pair(
                 &mut calls.eval_plain,
                 &mut calls.eval_sn,
-                budget,
+                budget.eval,
+                EVAL_MAX_PAIRS,
             )),
         )
     } else {
@@ -122,7 +145,10 @@ fn measure(
 type Bandwidths = Vec<(usize, f64)>;
 
 fn measure_ours(args: &Args) -> Result<(Vec<Row>, Bandwidths)> {
-    let budget = Duration::from_secs_f64(args.budget);
+    let budget = Budget {
+        calls: Duration::from_secs_f64(args.budget),
+        eval: Duration::from_secs_f64(args.eval_budget),
+    };
     let iters = list(&args.iters)?;
     let shapes = shapes(&args.shapes)?;
     let (mut rows, mut bandwidths) = (Vec::new(), Vec::new());

@@ -73,11 +73,19 @@ const MIN_PAIRS: usize = 31;
 /// Time allowed for reaching [`MIN_PAIRS`].
 const STEADY: Duration = Duration::from_secs(12);
 
+/// Pairs a training-step measurement stops at, as peers.py's `bench_pair` does.
+pub const STEP_MAX_PAIRS: usize = 500;
+
 /// Times `plain` and `sn` in ABBA alternation so that drift and allocator state hit both, as
 /// peers.py's `bench_pair` does; the overhead is the median of per-pair differences. Takes at
 /// least 7 pairs (as peers.py), [`MIN_PAIRS`] where they fit in [`STEADY`], more while within
-/// `budget` (up to 500).
-pub fn bench_pair(plain: &mut dyn FnMut(), sn: &mut dyn FnMut(), budget: Duration) -> Paired {
+/// `budget`, up to `max_pairs` ([`STEP_MAX_PAIRS`] for training steps, as peers.py).
+pub fn bench_pair(
+    plain: &mut dyn FnMut(),
+    sn: &mut dyn FnMut(),
+    budget: Duration,
+    max_pairs: usize,
+) -> Paired {
     let warm = Instant::now();
     plain();
     sn();
@@ -89,7 +97,9 @@ pub fn bench_pair(plain: &mut dyn FnMut(), sn: &mut dyn FnMut(), budget: Duratio
     let started = Instant::now();
     let more = |pairs: usize| {
         let elapsed = started.elapsed();
-        pairs < 7 || (pairs < MIN_PAIRS && elapsed < STEADY) || (pairs < 500 && elapsed < budget)
+        pairs < 7
+            || (pairs < MIN_PAIRS && elapsed < STEADY)
+            || (pairs < max_pairs && elapsed < budget)
     };
     while more(d.len()) {
         let (ta, tb) = if d.len() % 2 == 0 {
