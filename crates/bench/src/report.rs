@@ -34,6 +34,17 @@ pub fn floor_us(shape: &Shape, n: usize, bandwidth: f64) -> f64 {
     (n + 1) as f64 * (shape.numel() * 4) as f64 / bandwidth * 1e6
 }
 
+/// Formats microseconds as [`fmt_us`] does, with two decimals below 10 µs: an eval-mode cache
+/// hit takes a fraction of a microsecond, which `fmt_us` would print as "0 µs".
+pub fn fmt_fine_us(us: f64) -> String {
+    if us.abs() < 10.0 {
+        let sign = if us < 0.0 { "−" } else { "" };
+        format!("{sign}{:.2} µs", us.abs())
+    } else {
+        fmt_us(us)
+    }
+}
+
 /// Formats microseconds as peers.py does.
 pub fn fmt_us(us: f64) -> String {
     let sign = if us < 0.0 { "−" } else { "" };
@@ -150,16 +161,30 @@ pub fn render(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 row.shape,
-                fmt_opt(alone, fmt_us),
+                fmt_opt(alone, fmt_fine_us),
                 fmt_opt(torch_alone, fmt_us),
                 fmt_opt(alone.and_then(|a| ratio(a, torch_alone)), |r| format!(
                     "{r:.3}"
                 )),
-                fmt_us(ovh),
+                fmt_fine_us(ovh),
                 fmt_opt(torch, fmt_us),
                 fmt_opt(ratio(ovh, torch), |r| format!("{r:.3}")),
             );
         }
     }
     (out, worst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fmt_fine_us, fmt_us};
+
+    #[test]
+    fn sub_microsecond_values_keep_two_decimals() {
+        assert_eq!(fmt_fine_us(0.356), "0.36 µs");
+        assert_eq!(fmt_fine_us(-2.5), "−2.50 µs");
+        assert_eq!(fmt_fine_us(25.4), "25 µs");
+        assert_eq!(fmt_us(0.356), "0 µs");
+        assert_eq!(fmt_us(12_345.0), "12 ms");
+    }
 }
