@@ -27,22 +27,23 @@ pub(crate) use workspace::FlexWorkspace;
 
 /// `W / σ` for `base` if the fast path applies, else `None` for the generic path.
 ///
-/// The eval-mode cache hit is the path to keep short: it converts `base` first and reads
-/// everything else from the Flex tensor itself.
+/// The eval-mode cache hit is the path to keep short: after the autodiff check it converts
+/// `base` and reads everything else from the Flex tensor itself.
 pub(crate) fn apply<const D: usize>(sn: &SpectralNorm, base: &Tensor<D>) -> Option<Tensor<D>> {
-    match base.clone().try_into_primitive::<Flex>() {
-        Ok(weight) => match weight.dtype() {
-            DType::F32 => eval::<f32>(sn, weight),
-            DType::F64 => eval::<f64>(sn, weight),
-            _ => None,
-        }
-        .map(Tensor::from_primitive::<Flex>),
-        Err(_) => match base.dtype() {
+    if base.is_autodiff() {
+        return match base.dtype() {
             DType::F32 => training::<f32, D>(sn, base),
             DType::F64 => training::<f64, D>(sn, base),
             _ => None,
-        },
+        };
     }
+    let weight = base.clone().try_into_primitive::<Flex>().ok()?;
+    match weight.dtype() {
+        DType::F32 => eval::<f32>(sn, weight),
+        DType::F64 => eval::<f64>(sn, weight),
+        _ => None,
+    }
+    .map(Tensor::from_primitive::<Flex>)
 }
 
 /// An autodiff weight: `W / σ` as one autodiff node.
