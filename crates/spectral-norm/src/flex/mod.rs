@@ -7,9 +7,8 @@
 //! and overwrites `G` with the result in the layout `G` came in (a convolution's weight gradient
 //! is a swapped-axes view, corrected where it lies rather than copied). In eval mode `W / σ`
 //! is cached while `W` is the very same tensor and neither vector's buffer was written (each
-//! write changes the buffer's stamp). Anything else (other backends,
-//! dtypes other than f32/f64, non-contiguous weights, gradient checkpointing) takes the generic
-//! path.
+//! write changes the buffer's stamp). Anything else (other backends, dtypes other than f32/f64,
+//! non-contiguous weights, gradient checkpointing) takes the generic path.
 
 mod autodiff;
 mod gradient;
