@@ -260,16 +260,18 @@ fn blocks<T>(w: &[T], view: View, range: Range<usize>) -> core::slice::ChunksExa
     w[range.start * view.block()..range.end * view.block()].chunks_exact(view.block())
 }
 
-/// The rows `range` of `M` when `outer = 1`.
-fn rows<T>(w: &[T], view: View, range: Range<usize>) -> core::slice::ChunksExact<'_, T> {
-    w[range.start * view.cols()..range.end * view.cols()].chunks_exact(view.cols())
+/// The rows `range` of `M` when `outer = 1`, as one slice.
+fn stored_rows<T>(w: &[T], view: View, range: Range<usize>) -> &[T] {
+    &w[range.start * view.cols()..range.end * view.cols()]
 }
 
 /// `y = M x`.
 pub(crate) fn m_vec<T: Real>(w: &[T], view: View, x: &[T]) -> Vec<T> {
     if view.outer == 1 {
         let parts = map_ranges(ranges(view.rows, w.len()), |range| {
-            rows(w, view, range).map(|row| dot(row, x)).collect()
+            let mut y = vec![T::default(); range.len()];
+            dot_rows(stored_rows(w, view, range), view.cols(), x, &mut y);
+            y
         });
         return concat(parts);
     }
@@ -293,9 +295,12 @@ pub(crate) fn mt_vec<T: Real>(w: &[T], view: View, x: &[T]) -> Vec<T> {
     if view.outer == 1 {
         let parts = map_ranges(ranges(view.rows, w.len()), |range| {
             let mut z = vec![T::default(); view.cols()];
-            for (row, xj) in rows(w, view, range.clone()).zip(&x[range]) {
-                axpy(*xj, row, &mut z);
-            }
+            axpy_rows(
+                stored_rows(w, view, range.clone()),
+                view.cols(),
+                &x[range],
+                &mut z,
+            );
             z
         });
         return sum_parts(parts);
@@ -331,10 +336,71 @@ fn mt_then_m<T: Real>(w: &[T], view: View, x: &[T]) -> (Vec<T>, Vec<T>) {
 }
 
 with_avx2! {
-    /// `inner = 1` (a Linear weight `[in, out]`, matrix rows along the stored rows): for each
-    /// stored row `r_o`, `z_o = r_o · x`, and `y += Σ z_o r_o`, four stored rows at a time so
-    /// that `y` is read and written once per four rows rather than once per row.
+    /// For each stored row `r_o` of `stored` (rows of `len`), `z_o = r_o · x`, and
+    /// `y += Σ z_o r_o`: a Linear weight `[in, out]` read along its stored rows, or the rows of
+    /// `M` when `outer = 1`. Four rows at a time, so that `x` and `y` are read (and `y`
+    /// written) once per four rows rather than once per row.
     fn sweep_stored_rows(stored: &[T], len: usize, x: &[T], z: &mut [T], y: &mut [T]) = sweep_stored_rows_loop;
+}
+
+with_avx2! {
+    /// `y_j = r_j · x` for each stored row `r_j` of `stored` (rows of `len`), four at a time.
+    fn dot_rows(stored: &[T], len: usize, x: &[T], y: &mut [T]) = dot_rows_loop;
+}
+
+with_avx2! {
+    /// `z += Σ x_j r_j` over the stored rows `r_j` of `stored` (rows of `len`), four at a time.
+    fn axpy_rows(stored: &[T], len: usize, x: &[T], z: &mut [T]) = axpy_rows_loop;
+}
+
+/// Four consecutive rows of `len` from a group of `4 · len`.
+#[inline(always)]
+fn four_rows<T>(group: &[T], len: usize) -> [&[T]; 4] {
+    let (r0, rest) = group.split_at(len);
+    let (r1, rest) = rest.split_at(len);
+    let (r2, r3) = rest.split_at(len);
+    [r0, r1, r2, r3]
+}
+
+/// `[r0 · x, r1 · x, r2 · x, r3 · x]`, each bitwise equal to [`dot_lanes`] (same lanes, same
+/// order) but interleaved: `x` is loaded once for four rows and the four rows' lanes are
+/// independent chains, where one dot alone waits on its additions.
+#[inline(always)]
+fn dot4_lanes<T: Real>([r0, r1, r2, r3]: [&[T]; 4], x: &[T]) -> [T; 4] {
+    let mut lanes = [[T::default(); LANES]; 4];
+    let head = x.len() - x.len() % LANES;
+    let chunks = r0[..head]
+        .chunks_exact(LANES)
+        .zip(r1[..head].chunks_exact(LANES))
+        .zip(r2[..head].chunks_exact(LANES))
+        .zip(r3[..head].chunks_exact(LANES))
+        .zip(x[..head].chunks_exact(LANES));
+    for ((((c0, c1), c2), c3), cx) in chunks {
+        for k in 0..LANES {
+            lanes[0][k] += c0[k] * cx[k];
+            lanes[1][k] += c1[k] * cx[k];
+            lanes[2][k] += c2[k] * cx[k];
+            lanes[3][k] += c3[k] * cx[k];
+        }
+    }
+    let mut totals = [T::default(); 4];
+    for (total, (lanes, row)) in totals.iter_mut().zip(lanes.iter().zip([r0, r1, r2, r3])) {
+        for lane in lanes {
+            *total += *lane;
+        }
+        for (a, b) in row[head..].iter().zip(&x[head..]) {
+            *total += *a * *b;
+        }
+    }
+    totals
+}
+
+/// `y += a r0 + b r1 + c r2 + d r3`.
+#[inline(always)]
+fn axpy4_loop<T: Real>([a, b, c, d]: [T; 4], [r0, r1, r2, r3]: [&[T]; 4], y: &mut [T]) {
+    for ((((yk, w0), w1), w2), w3) in y.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+        *yk += a * *w0 + b * *w1 + c * *w2 + d * *w3;
+    }
 }
 
 #[inline(always)]
@@ -342,20 +408,10 @@ fn sweep_stored_rows_loop<T: Real>(stored: &[T], len: usize, x: &[T], z: &mut [T
     let mut groups = stored.chunks_exact(4 * len);
     let mut z_groups = z.chunks_exact_mut(4);
     for (group, z4) in (&mut groups).zip(&mut z_groups) {
-        let (r0, rest) = group.split_at(len);
-        let (r1, rest) = rest.split_at(len);
-        let (r2, r3) = rest.split_at(len);
-        let z4: &mut [T; 4] = z4.try_into().expect("chunks of four");
-        *z4 = [
-            dot_lanes(r0, x),
-            dot_lanes(r1, x),
-            dot_lanes(r2, x),
-            dot_lanes(r3, x),
-        ];
-        let [a, b, c, d] = *z4;
-        for ((((yk, w0), w1), w2), w3) in y.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
-            *yk += a * *w0 + b * *w1 + c * *w2 + d * *w3;
-        }
+        let rows = four_rows(group, len);
+        let dots = dot4_lanes(rows, x);
+        z4.copy_from_slice(&dots);
+        axpy4_loop(dots, rows, y);
     }
     let rest = groups.remainder().chunks_exact(len);
     for (row, z_o) in rest.zip(z_groups.into_remainder()) {
@@ -364,16 +420,39 @@ fn sweep_stored_rows_loop<T: Real>(stored: &[T], len: usize, x: &[T], z: &mut [T
     }
 }
 
+#[inline(always)]
+fn dot_rows_loop<T: Real>(stored: &[T], len: usize, x: &[T], y: &mut [T]) {
+    let mut groups = stored.chunks_exact(4 * len);
+    let mut y_groups = y.chunks_exact_mut(4);
+    for (group, y4) in (&mut groups).zip(&mut y_groups) {
+        y4.copy_from_slice(&dot4_lanes(four_rows(group, len), x));
+    }
+    let rest = groups.remainder().chunks_exact(len);
+    for (row, yj) in rest.zip(y_groups.into_remainder()) {
+        *yj = dot_lanes(row, x);
+    }
+}
+
+#[inline(always)]
+fn axpy_rows_loop<T: Real>(stored: &[T], len: usize, x: &[T], z: &mut [T]) {
+    let mut groups = stored.chunks_exact(4 * len);
+    let mut x_groups = x.chunks_exact(4);
+    for (group, x4) in (&mut groups).zip(&mut x_groups) {
+        let x4: [T; 4] = x4.try_into().expect("chunks of four");
+        axpy4_loop(x4, four_rows(group, len), z);
+    }
+    let rest = groups.remainder().chunks_exact(len);
+    for (row, xj) in rest.zip(x_groups.remainder()) {
+        axpy_loop(*xj, row, z);
+    }
+}
+
 /// For `outer = 1`: `y = M x` and `z = Mᵀ y`, each row read while in cache.
 fn m_then_mt<T: Real>(w: &[T], view: View, x: &[T]) -> (Vec<T>, Vec<T>) {
     let parts = map_ranges(ranges(view.rows, w.len()), |range| {
-        let mut y = Vec::with_capacity(range.len());
+        let mut y = vec![T::default(); range.len()];
         let mut z = vec![T::default(); view.cols()];
-        for row in rows(w, view, range) {
-            let yj = dot(row, x);
-            axpy(yj, row, &mut z);
-            y.push(yj);
-        }
+        sweep_stored_rows(stored_rows(w, view, range), view.cols(), x, &mut y, &mut z);
         (y, z)
     });
     let (y, z): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
@@ -471,5 +550,27 @@ pub(crate) fn divide_into<T: Real>(w: &[T], sigma: T, out: &mut [T]) {
         out.par_chunks_mut(chunk)
             .zip(w.par_chunks(chunk))
             .for_each(divide);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn four_interleaved_dots_equal_four_single_dots_bit_for_bit() {
+        for len in [0, 3, 16, 37, 100] {
+            let values = |seed: usize| -> Vec<f32> {
+                (0..len)
+                    .map(|i| ((i * 7919 + seed * 104_729) % 1000) as f32 * 1e-3 - 0.5)
+                    .collect()
+            };
+            let rows: Vec<Vec<f32>> = (1..=4).map(values).collect();
+            let x = values(9);
+            let four = dot4_lanes([&rows[0], &rows[1], &rows[2], &rows[3]], &x);
+            for (row, got) in rows.iter().zip(four) {
+                assert_eq!(got.to_bits(), dot_lanes(row, &x).to_bits(), "len {len}");
+            }
+        }
     }
 }
