@@ -2,14 +2,15 @@
 //! the generic path in `matrix.rs`, computed on the weight's own storage.
 //!
 //! Per training-mode use: `n` sweeps over `W` for the power iteration (`n + 1` when `dim = 0`),
-//! σ from the last normalization, one read and one write for `W / σ` into reused storage
-//! (streaming stores for weights beyond the cache), and a backward that reads `G` and `W` once
+//! σ from the last normalization, one read and one write for `W / σ` into reused storage that
+//! starts on a cache line (streaming stores for weights beyond the cache), and a backward that reads `G` and `W` once
 //! and overwrites `G` with the result in the layout `G` came in (a convolution's weight gradient
 //! is a swapped-axes view, corrected where it lies rather than copied). In eval mode `W / σ`
 //! is cached while `W` is the very same tensor and neither vector's buffer was written (each
 //! write changes the buffer's stamp). Anything else (other backends, dtypes other than f32/f64,
 //! non-contiguous weights, gradient checkpointing) takes the generic path.
 
+mod aligned;
 mod autodiff;
 mod gradient;
 pub(crate) mod kernels;
@@ -159,14 +160,15 @@ where
     })
 }
 
-/// `W / σ`, written into the previous output's storage when nobody holds it any more.
+/// `W / σ`, written into the previous output's storage when nobody holds it any more, else into
+/// new storage that starts on a cache line (see `aligned`).
 fn divided<T>(workspace: &FlexWorkspace, weight: &FlexTensor, w: &[T], sigma: T) -> FlexTensor
 where
     T: Real + Element + bytemuck::Pod,
 {
     let mut output = workspace
         .take_reusable(weight)
-        .unwrap_or_else(|| FlexTensor::empty(weight.layout().shape().clone(), weight.dtype()));
+        .unwrap_or_else(|| aligned::zeros(weight.layout().shape().clone(), weight.dtype()));
     kernels::divide_into(w, sigma, &mut output.storage_mut::<T>()[..w.len()]);
     output
 }

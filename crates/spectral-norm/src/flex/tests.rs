@@ -276,3 +276,22 @@ fn backward_of_an_earlier_use_matches_the_generic_path() {
         assert_close(&fast.1, &generic.1, 1e-12, &format!("first W/σ {case}"));
     }
 }
+
+/// `W / σ` starts on a cache line in training and in eval, whatever the weight's own offset.
+#[test]
+fn outputs_start_on_a_cache_line() {
+    let address = |t: Tensor<4>| {
+        let primitive = t.try_into_primitive::<burn::backend::Flex>().unwrap();
+        primitive.bytes().as_ptr() as usize + primitive.layout().start_offset() * 4
+    };
+    let shape = [8, 3, 3, 3];
+    let values = pseudo_random(216, 7);
+    for device in [Device::flex().autodiff(), Device::flex()] {
+        let sn = state(&shape, 0, 1, DType::F32, &device);
+        for _ in 0..2 {
+            let w = tensor(values.clone(), shape, DType::F32, &device);
+            let out = super::apply(&sn, &w).unwrap().without_autodiff();
+            assert_eq!(address(out) % super::aligned::CACHE_LINE, 0);
+        }
+    }
+}
