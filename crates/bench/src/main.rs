@@ -138,6 +138,7 @@ fn measure(
         sn_eval,
         eval,
         floor_us: report::floor_us(shape, n, bandwidth),
+        plain_weight_offset: calls.plain_weight_offset,
     }
 }
 

@@ -27,6 +27,9 @@ pub struct Row {
     pub eval: Option<Paired>,
     /// Floor: `n + 1` reads of the weight at the measured bandwidth, in µs.
     pub floor_us: f64,
+    /// Bytes from the last 64-byte boundary to the plain layer's weight (ours: 0).
+    #[serde(default)]
+    pub plain_weight_offset: usize,
 }
 
 /// Floor in µs for `n` iterations over `shape` at `bandwidth` bytes/s.
@@ -150,6 +153,7 @@ pub fn render(
                 fmt_opt(ratio(ovh, paddle), |r| format!("{r:.3}")),
             );
         }
+        out.push_str(&offsets_line(&these));
         out.push_str("\n| shape | ours: SN alone (eval) | PyTorch: SN alone (eval) | ours/PyTorch | ours: eval fwd +ovh | PyTorch eval fwd +ovh | ours/PyTorch |\n");
         out.push_str("|---|---|---|---|---|---|---|\n");
         for row in these.iter().filter(|r| r.eval.is_some()) {
@@ -173,6 +177,19 @@ pub fn render(
         }
     }
     (out, worst)
+}
+
+/// Where the plain layers' weights started, per row: the Flex matmul is faster on a weight that
+/// starts on a cache line, as our `W / σ` always does.
+fn offsets_line(rows: &[&Row]) -> String {
+    let each: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{} n={} {} B", r.shape, r.n, r.plain_weight_offset))
+        .collect();
+    format!(
+        "\nPlain layers' weights, bytes past a 64-byte line (ours start on one): {}.\n",
+        each.join(", ")
+    )
 }
 
 #[cfg(test)]

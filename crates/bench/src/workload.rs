@@ -84,6 +84,20 @@ pub struct Calls {
     pub eval_sn: Call,
     /// The spectral-norm computation alone in eval mode.
     pub sn_eval: Call,
+    /// Bytes from the last 64-byte boundary to the plain layer's weight: Burn allocates on
+    /// 16-byte boundaries, and the Flex matmul runs faster on a weight that starts on a line
+    /// (our `W / σ` always does), so this tells a reader which case the plain layer drew.
+    pub plain_weight_offset: usize,
+}
+
+/// Bytes from the last 64-byte boundary to the first element of `weight`.
+fn offset_in_line<const D: usize>(weight: Tensor<D>) -> usize {
+    let weight = weight
+        .without_autodiff()
+        .try_into_primitive::<burn::backend::Flex>()
+        .unwrap_or_else(|_| panic!("the harness runs on Flex"));
+    let first = weight.layout().start_offset() * weight.dtype().size();
+    (weight.bytes().as_ptr() as usize + first) % 64
 }
 
 /// Builds the layers for `shape` (f32, Flex backend, autodiff) and the calls to time.
@@ -127,6 +141,7 @@ fn step<M: Send + 'static, const D: usize>(
 }
 
 fn linear_calls(plain: Linear, sn: Linear, x: Tensor<2>) -> Calls {
+    let plain_weight_offset = offset_in_line(plain.weight.val());
     let x_eval = x.clone().without_autodiff();
     let (plain_eval, sn_eval) = (plain.valid(), sn.valid());
     let (weight, weight_eval) = (sn.weight.clone(), sn_eval.weight.clone());
@@ -137,10 +152,12 @@ fn linear_calls(plain: Linear, sn: Linear, x: Tensor<2>) -> Calls {
         eval_plain: step_eval(plain_eval, x_eval.clone(), Linear::forward),
         eval_sn: step_eval(sn_eval, x_eval, Linear::forward),
         sn_eval: Box::new(move || drop(weight_eval.val())),
+        plain_weight_offset,
     }
 }
 
 fn conv_calls(plain: Conv2d, sn: Conv2d, x: Tensor<4>) -> Calls {
+    let plain_weight_offset = offset_in_line(plain.weight.val());
     let x_eval = x.clone().without_autodiff();
     let (plain_eval, sn_eval) = (plain.valid(), sn.valid());
     let (weight, weight_eval) = (sn.weight.clone(), sn_eval.weight.clone());
@@ -151,6 +168,7 @@ fn conv_calls(plain: Conv2d, sn: Conv2d, x: Tensor<4>) -> Calls {
         eval_plain: step_eval(plain_eval, x_eval.clone(), Conv2d::forward),
         eval_sn: step_eval(sn_eval, x_eval, Conv2d::forward),
         sn_eval: Box::new(move || drop(weight_eval.val())),
+        plain_weight_offset,
     }
 }
 
