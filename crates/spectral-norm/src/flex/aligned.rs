@@ -20,8 +20,8 @@ pub(crate) const CACHE_LINE: usize = 64;
 
 /// The alignment reported to Burn: the most its own allocations promise. Burn re-allocates a
 /// buffer's copies and halves with the alignment reported here and asserts (in debug builds)
-/// that it is at most 16, so reporting 64 panics there. 64-byte-aligned memory is 16-byte aligned as well, and the
-/// memory is released with its own layout, not with this value.
+/// that it is at most 16, so reporting 64 panics there. 64-byte-aligned memory is 16-byte
+/// aligned as well, and the memory is released with its own layout, not with this value.
 const REPORTED_ALIGN: usize = 16;
 
 /// A zero-initialized allocation aligned to [`CACHE_LINE`], owned alone.
