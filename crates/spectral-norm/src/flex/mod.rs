@@ -3,12 +3,13 @@
 //!
 //! Per training-mode use: `n` sweeps over `W` for the power iteration (`n + 1` when `dim = 0`),
 //! σ from the last normalization, one read and one write for `W / σ` into reused storage that
-//! starts on a cache line (streaming stores for weights beyond the cache), and a backward that reads `G` and `W` once
-//! and overwrites `G` with the result in the layout `G` came in (a convolution's weight gradient
-//! is a swapped-axes view, corrected where it lies rather than copied). In eval mode `W / σ`
-//! is cached while `W` is the very same tensor and neither vector's buffer was written (each
-//! write changes the buffer's stamp). Anything else (other backends, dtypes other than f32/f64,
-//! non-contiguous weights, gradient checkpointing) takes the generic path.
+//! starts on a cache line (streaming stores for weights beyond the cache), and a backward that
+//! reads `G` and `W` once and overwrites `G` with the result in the layout `G` came in (a
+//! convolution's weight gradient is a swapped-axes view, corrected where it lies rather than
+//! copied). In eval mode `W / σ` is cached while `W` is the very same tensor and neither
+//! vector's buffer was written (each write changes the buffer's stamp). Anything else (other
+//! backends, dtypes other than f32/f64, non-contiguous weights, gradient checkpointing) takes
+//! the generic path.
 
 mod aligned;
 mod autodiff;

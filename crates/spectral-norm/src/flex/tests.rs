@@ -164,7 +164,7 @@ fn fast_path_matches_generic_path_for_every_layout() {
             compare_training([3, 4, 2, 2], 1, n, dtype); // ConvTranspose2d: blocks
             compare_training([2, 3, 4], 2, n, dtype); // last axis of a 3-D weight
             compare_training([40, 33], 1, n, dtype); // longer than the unrolled lanes
-            compare_training([10, 37], 0, n, dtype); // rows of M in fours plus two, lanes plus a tail
+            compare_training([10, 37], 0, n, dtype); // M's rows in fours plus two; lanes plus a tail
         }
     }
 }
