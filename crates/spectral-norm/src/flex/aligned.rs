@@ -136,10 +136,4 @@ mod tests {
         assert_eq!(tensor.as_slice::<f32>().unwrap()[6], 1.0);
         assert_eq!(held.as_slice::<f32>().unwrap()[6], 0.0);
     }
-
-    #[test]
-    fn an_empty_shape_falls_back_to_burns_allocation() {
-        let tensor = zeros(Shape::from(vec![0usize, 3]), DType::F32);
-        assert_eq!(tensor.layout().num_elements(), 0);
-    }
 }
