@@ -87,6 +87,7 @@ impl<const D: usize> Buffer<D> {
     }
 
     /// The current value and its stamp, read together.
+    #[cfg_attr(not(feature = "flex"), allow(dead_code))] // read by the flex eval cache
     pub(crate) fn get_stamped(&self) -> (Tensor<D>, u64) {
         let stored = self.lock();
         (stored.clone(), self.value.stamp.load(Ordering::Acquire))
@@ -95,6 +96,7 @@ impl<const D: usize> Buffer<D> {
     /// A number that changes with every write to this buffer (and its clones, which share the
     /// value) and differs between buffers: equal stamps mean an unchanged value. Reading it takes
     /// no lock.
+    #[cfg_attr(not(feature = "flex"), allow(dead_code))] // read by the flex eval cache
     pub(crate) fn stamp(&self) -> u64 {
         self.value.stamp.load(Ordering::Acquire)
     }
