@@ -6,6 +6,14 @@
 //! and a batch of 32, 880 µs against 1260–1370 µs at the other three offsets, on the same
 //! values. `W / σ` is written into storage of our own, so it is allocated on a line boundary
 //! once and reused from then on.
+//!
+//! Outputs of 2 MiB and more go further on Linux: they start on a 2 MiB boundary, span whole
+//! 2 MiB pages, and are advised for transparent huge pages before the first write, so the
+//! kernel can back them with huge pages even where it does so only on request (the `madvise`
+//! setting). A weight's worth of 4 KiB pages costs a TLB entry and a stop of the hardware
+//! prefetcher every 4 KiB on each of the passes that read or write `W / σ`; writing a conv
+//! 512×512×3×3 `W / σ` took 0.50 ms per training step on huge pages against 0.85 ms on 4 KiB
+//! pages. This is a hint: where the kernel declines, the memory is ordinary memory.
 
 use core::alloc::Layout;
 use core::mem::MaybeUninit;
@@ -24,7 +32,11 @@ pub(crate) const CACHE_LINE: usize = 64;
 /// aligned as well, and the memory is released with its own layout, not with this value.
 const REPORTED_ALIGN: usize = 16;
 
-/// A zero-initialized allocation aligned to [`CACHE_LINE`], owned alone.
+/// A huge page on the CPUs this crate targets (x86-64 and AArch64 with 4 KiB base pages).
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
+
+/// A zero-initialized allocation aligned to [`CACHE_LINE`] (to [`HUGE_PAGE`] from that size
+/// on, on Linux), owned alone. It may be longer than asked for: whole huge pages.
 struct LineAligned {
     ptr: NonNull<u8>,
     layout: Layout,
@@ -33,6 +45,11 @@ struct LineAligned {
 impl LineAligned {
     /// `size > 0` zeroed bytes on a cache-line boundary, or `None` when the allocator refuses.
     fn zeroed(size: usize) -> Option<Self> {
+        if size >= HUGE_PAGE
+            && let Some(memory) = Self::zeroed_on_huge_pages(size)
+        {
+            return Some(memory);
+        }
         let layout = Layout::from_size_align(size, CACHE_LINE).ok()?;
         if layout.size() == 0 {
             return None;
@@ -40,6 +57,28 @@ impl LineAligned {
         // SAFETY: `layout` has a non-zero size, checked just above.
         let ptr = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })?;
         Some(Self { ptr, layout })
+    }
+
+    /// `size > 0` zeroed bytes in whole huge pages advised for transparent huge pages.
+    #[cfg(target_os = "linux")]
+    fn zeroed_on_huge_pages(size: usize) -> Option<Self> {
+        let layout = Layout::from_size_align(size.next_multiple_of(HUGE_PAGE), HUGE_PAGE).ok()?;
+        // SAFETY: `layout` has a non-zero size (at least one huge page).
+        let ptr = NonNull::new(unsafe { std::alloc::alloc(layout) })?;
+        // SAFETY: `ptr` starts `layout.size()` bytes that we own, on a page boundary. The
+        // advice must come before the first touch (the zeroing below) for the page faults to
+        // take huge pages; a refusal (a kernel without THP) leaves ordinary memory, so the
+        // result is not checked.
+        unsafe {
+            libc::madvise(ptr.as_ptr().cast(), layout.size(), libc::MADV_HUGEPAGE);
+            ptr.as_ptr().write_bytes(0, layout.size());
+        }
+        Some(Self { ptr, layout })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn zeroed_on_huge_pages(_size: usize) -> Option<Self> {
+        None
     }
 }
 
@@ -115,6 +154,54 @@ mod tests {
             assert_eq!(tensor.bytes().len(), numel * dtype.size());
             assert!(tensor.bytes().iter().all(|&b| b == 0));
         }
+    }
+
+    /// The `VmFlags` of the mapping that holds `address`, from `/proc/self/smaps`.
+    #[cfg(target_os = "linux")]
+    fn mapping_flags(address: usize) -> Vec<String> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("Linux has smaps");
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line
+                .split_whitespace()
+                .next()
+                .and_then(|r| r.split_once('-'));
+            if let Some((start, end)) = range
+                && let (Ok(start), Ok(end)) = (
+                    usize::from_str_radix(start, 16),
+                    usize::from_str_radix(end, 16),
+                )
+            {
+                inside = (start..end).contains(&address);
+            } else if inside && let Some(flags) = line.strip_prefix("VmFlags:") {
+                return flags.split_whitespace().map(str::to_owned).collect();
+            }
+        }
+        panic!("no mapping holds {address:#x}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn large_storage_spans_whole_huge_pages_advised_for_thp() {
+        // 4 MiB, and 2.4 MB (not a whole number of huge pages).
+        for dims in [vec![1024usize, 1024], vec![600, 1000]] {
+            let tensor = zeros(Shape::from(dims.clone()), DType::F32);
+            let numel: usize = dims.iter().product();
+            assert_eq!(address(&tensor) % HUGE_PAGE, 0, "{dims:?}");
+            assert_eq!(tensor.bytes().len(), numel * 4);
+            let memory = LineAligned::zeroed(numel * 4).expect("the allocator serves 4 MiB");
+            assert_eq!(memory.layout.size() % HUGE_PAGE, 0, "{dims:?}");
+            assert!(tensor.bytes().iter().all(|&b| b == 0));
+            // `hg`: the mapping carries MADV_HUGEPAGE (kernels built without THP refuse it).
+            if std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+                let flags = mapping_flags(address(&tensor));
+                assert!(flags.iter().any(|f| f == "hg"), "{dims:?}: {flags:?}");
+            }
+        }
+        // Below a huge page: a cache line only, no rounding up.
+        let small = LineAligned::zeroed(100 * 100 * 4).expect("the allocator serves 40 kB");
+        assert_eq!(small.layout.size(), 100 * 100 * 4);
+        assert_eq!(small.layout.align(), CACHE_LINE);
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! The fast path on Burn's Flex backend (feature `flex`, on by default): the same semantics as
 //! the generic path in `matrix.rs`, computed on the weight's own storage.
 //!
-//! Per training-mode use: `n` sweeps over `W` for the power iteration (`n + 1` when `dim = 0`),
-//! σ from the last normalization, one read and one write for `W / σ` into reused storage that
-//! starts on a cache line (streaming stores for weights beyond the cache), and a backward that
-//! reads `G` and `W` once and overwrites `G` with the result in the layout `G` came in (a
-//! convolution's weight gradient is a swapped-axes view, corrected where it lies rather than
-//! copied). In eval mode `W / σ` is cached while `W` is the very same tensor and neither
-//! vector's buffer was written (each write changes the buffer's stamp). Anything else (other
-//! backends, dtypes other than f32/f64, non-contiguous weights, gradient checkpointing) takes
-//! the generic path.
+//! Per training-mode use: `n` sweeps over `W` for the power iteration (`n + 1` when `dim = 0`), σ
+//! from the last normalization, one read and one write for `W / σ` into reused storage that starts
+//! on a cache line (and from 2 MiB on Linux, on transparent huge pages; streaming stores for
+//! weights beyond the cache), and a backward that reads `G` and `W` once and overwrites `G` with
+//! the result in the layout `G` came in (a convolution's weight gradient is a swapped-axes view,
+//! corrected where it lies rather than copied). In eval mode `W / σ` is cached while `W` is the
+//! very same tensor and neither vector's buffer was written (each write changes the buffer's
+//! stamp). Anything else (other backends, dtypes other than f32/f64, non-contiguous weights,
+//! gradient checkpointing) takes the generic path.
 
 mod aligned;
 mod autodiff;
@@ -162,7 +162,7 @@ where
 }
 
 /// `W / σ`, written into the previous output's storage when nobody holds it any more, else into
-/// new storage that starts on a cache line (see `aligned`).
+/// new storage that starts on a cache line, on huge pages when large (see `aligned`).
 fn divided<T>(workspace: &FlexWorkspace, weight: &FlexTensor, w: &[T], sigma: T) -> FlexTensor
 where
     T: Real + Element + bytemuck::Pod,
