@@ -10,10 +10,10 @@
 //! Outputs of 2 MiB and more go further on Linux: they start on a 2 MiB boundary, span whole
 //! 2 MiB pages, and are advised for transparent huge pages before the first write, so the
 //! kernel can back them with huge pages even where it does so only on request (the `madvise`
-//! setting). A weight's worth of 4 KiB pages costs a TLB entry and a stop of the hardware
-//! prefetcher every 4 KiB on each of the passes that read or write `W / σ`; writing a conv
-//! 512×512×3×3 `W / σ` took 0.50 ms per training step on huge pages against 0.85 ms on 4 KiB
-//! pages. This is a hint: where the kernel declines, the memory is ordinary memory.
+//! setting). On 4 KiB pages every pass that reads or writes `W / σ` needs a TLB entry per 4 KiB;
+//! writing a conv 512×512×3×3 `W / σ` inside a training step took 0.45–0.50 ms on huge pages
+//! against 0.82–0.85 ms on 4 KiB pages. This is a hint: where the kernel declines, the memory is
+//! ordinary memory.
 
 use core::alloc::Layout;
 use core::mem::MaybeUninit;
@@ -189,7 +189,7 @@ mod tests {
             let numel: usize = dims.iter().product();
             assert_eq!(address(&tensor) % HUGE_PAGE, 0, "{dims:?}");
             assert_eq!(tensor.bytes().len(), numel * 4);
-            let memory = LineAligned::zeroed(numel * 4).expect("the allocator serves 4 MiB");
+            let memory = LineAligned::zeroed(numel * 4).expect("the allocator serves a few MiB");
             assert_eq!(memory.layout.size() % HUGE_PAGE, 0, "{dims:?}");
             assert!(tensor.bytes().iter().all(|&b| b == 0));
             // `hg`: the mapping carries MADV_HUGEPAGE (kernels built without THP refuse it).
