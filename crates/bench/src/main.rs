@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use spectral_norm_bench::report::{self, Row};
-use spectral_norm_bench::timing::{STEP_MAX_PAIRS, bench, bench_pair};
+use spectral_norm_bench::timing::{STEP_MAX_PAIRS, bench, bench_pair, peers_budget};
 use spectral_norm_bench::workload::{self, SHAPES, Shape};
 use spectral_norm_bench::{bandwidth, peers};
 
@@ -31,7 +31,8 @@ struct Args {
     /// Power-iteration counts.
     #[arg(long, default_value = "1,5")]
     iters: String,
-    /// Seconds of timed calls per measurement.
+    /// Seconds of timed calls per measurement. peers.py gets more for shapes whose training
+    /// step is slow, enough for about as many step pairs as ours takes (up to 6 s).
     #[arg(long, default_value_t = 0.6)]
     budget: f64,
     /// Seconds for each eval-forward pairing, which takes up to 5000 pairs: a few µs of
@@ -170,7 +171,26 @@ fn measure_ours(args: &Args) -> Result<(Vec<Row>, Bandwidths)> {
     Ok((rows, bandwidths))
 }
 
-fn peer_records(args: &Args) -> Result<Vec<peers::Record>> {
+/// peers.py's budget per shape (see [`peers_budget`]), from our slowest plain step of it.
+fn peer_budgets(args: &Args, rows: &[Row]) -> Result<Vec<(String, f64)>> {
+    let budgets = shapes(&args.shapes)?
+        .iter()
+        .map(|shape| {
+            let plain_step_us = rows
+                .iter()
+                .filter(|row| row.shape == shape.name)
+                .map(|row| row.step.plain.median_us)
+                .fold(0.0, f64::max);
+            (
+                shape.name.to_string(),
+                peers_budget(args.budget, plain_step_us),
+            )
+        })
+        .collect();
+    Ok(budgets)
+}
+
+fn peer_records(args: &Args, rows: &[Row]) -> Result<Vec<peers::Record>> {
     if let Some(path) = &args.peers_json {
         return peers::read(path);
     }
@@ -185,15 +205,20 @@ fn peer_records(args: &Args) -> Result<Vec<peers::Record>> {
     }
     let out = args.out.join("peers.json");
     let _ = std::fs::remove_file(&out);
-    peers::run(&peers::Request {
-        python: &args.python,
-        script: &args.peers_script,
-        threads: &args.threads,
-        shapes: &args.shapes,
-        iters: &args.iters,
-        budget: args.budget,
-        out: &out,
-    })
+    // One peers.py run per shape, each with its own budget, merged into one file.
+    for (i, (shape, budget)) in peer_budgets(args, rows)?.iter().enumerate() {
+        peers::run(&peers::Request {
+            python: &args.python,
+            script: &args.peers_script,
+            threads: &args.threads,
+            shapes: shape,
+            iters: &args.iters,
+            budget: *budget,
+            out: &out,
+            append: i > 0,
+        })?;
+    }
+    peers::read(&out)
 }
 
 fn main() -> Result<()> {
@@ -204,7 +229,7 @@ fn main() -> Result<()> {
         args.out.join("ours.json"),
         serde_json::to_string_pretty(&rows)?,
     )?;
-    let records = peer_records(&args)?;
+    let records = peer_records(&args, &rows)?;
     let (table, worst) = report::render(&rows, &records, &bandwidths);
     std::fs::write(args.out.join("report.md"), &table)?;
     println!("{table}");

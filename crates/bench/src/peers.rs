@@ -47,6 +47,8 @@ pub struct Request<'a> {
     pub budget: f64,
     /// Where peers.py writes its JSON.
     pub out: &'a Path,
+    /// Merge into `out` (records of other shapes kept) instead of starting it afresh.
+    pub append: bool,
 }
 
 /// Runs peers.py, echoing its progress lines, and returns its records.
@@ -68,6 +70,7 @@ pub fn run(request: &Request) -> Result<Vec<Record>> {
         ])
         .args(["--quiet-wait", "60", "--out"])
         .arg(request.out)
+        .args(request.append.then_some("--append"))
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {} {}", request.python, request.script.display()))?;

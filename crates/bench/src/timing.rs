@@ -73,6 +73,19 @@ const MIN_PAIRS: usize = 31;
 /// Time allowed for reaching [`MIN_PAIRS`].
 const STEADY: Duration = Duration::from_secs(12);
 
+/// peers.py's `--budget` for a shape whose plain training step takes `plain_step_us` here:
+/// enough for about [`MIN_PAIRS`] step pairs, as ours takes, with `default` as the least and
+/// half of [`STEADY`] as the most (peers.py times step pairs for twice its budget).
+///
+/// peers.py stops at 7 pairs once its budget is spent, which a 512-channel conv step (~75 ms
+/// in PyTorch) spends after 7: its overhead median then moves by several ms between runs
+/// (PyTorch's at n = 5 once came out below its n = 1), and a ratio to it by as much. Our plain
+/// step stands in for theirs, which is not known before peers.py runs.
+pub fn peers_budget(default: f64, plain_step_us: f64) -> f64 {
+    let wanted = MIN_PAIRS as f64 * plain_step_us * 1e-6;
+    wanted.min(STEADY.as_secs_f64() / 2.0).max(default)
+}
+
 /// Pairs a training-step measurement stops at, as peers.py's `bench_pair` does.
 pub const STEP_MAX_PAIRS: usize = 500;
 
@@ -117,5 +130,22 @@ pub fn bench_pair(
         sn: stats(b),
         plain: stats(a),
         overhead: stats(d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peers_budget;
+
+    #[test]
+    fn peers_budget_buys_about_min_pairs_of_slow_steps_within_bounds() {
+        // A 100 µs step: the default budget already buys thousands of pairs.
+        assert_eq!(peers_budget(0.6, 100.0), 0.6);
+        // A 100 ms conv step: 31 steps' worth, so ~31 pairs in peers.py's 2 × budget.
+        assert!((peers_budget(0.6, 100_000.0) - 3.1).abs() < 1e-9);
+        // A 2 s step: capped at half of the 12 s ours allows itself.
+        assert_eq!(peers_budget(0.6, 2_000_000.0), 6.0);
+        // A larger default is never lowered.
+        assert_eq!(peers_budget(8.0, 2_000_000.0), 8.0);
     }
 }
