@@ -51,8 +51,8 @@ pub struct Request<'a> {
     pub append: bool,
 }
 
-/// Runs peers.py, echoing its progress lines, and returns its records.
-pub fn run(request: &Request) -> Result<Vec<Record>> {
+/// Runs peers.py, echoing its progress lines; its records are then in `request.out`.
+pub fn run(request: &Request) -> Result<()> {
     let mut child = Command::new(request.python)
         .arg(request.script)
         .args([
@@ -82,7 +82,7 @@ pub fn run(request: &Request) -> Result<Vec<Record>> {
     if !status.success() {
         bail!("peers.py exited with {status}");
     }
-    read(request.out)
+    Ok(())
 }
 
 /// Reads a peers.py results file.

@@ -78,9 +78,9 @@ const STEADY: Duration = Duration::from_secs(12);
 /// half of [`STEADY`] as the most (peers.py times step pairs for twice its budget).
 ///
 /// peers.py stops at 7 pairs once its budget is spent, which a 512-channel conv step (~75 ms
-/// in PyTorch) spends after 7: its overhead median then moves by several ms between runs
-/// (PyTorch's at n = 5 once came out below its n = 1), and a ratio to it by as much. Our plain
-/// step stands in for theirs, which is not known before peers.py runs.
+/// in PyTorch) spends at once, while ours takes at least [`MIN_PAIRS`]: the two medians of a
+/// ratio would rest on very different samples. Our plain step stands in for theirs, which is
+/// not known before peers.py runs.
 pub fn peers_budget(default: f64, plain_step_us: f64) -> f64 {
     let wanted = MIN_PAIRS as f64 * plain_step_us * 1e-6;
     wanted.min(STEADY.as_secs_f64() / 2.0).max(default)
