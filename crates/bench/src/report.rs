@@ -181,7 +181,7 @@ pub fn render(
 
 /// Where the plain layers' weights started, per row: the Flex matmul is faster on a weight that
 /// starts on a cache line, as our `W / σ` always does (and, from 2 MiB, on huge pages, which
-/// ours are on Linux and Burn's allocations are not).
+/// ours ask Linux for and Burn's allocations do not).
 fn offsets_line(rows: &[&Row]) -> String {
     let each: Vec<String> = rows
         .iter()
@@ -189,7 +189,7 @@ fn offsets_line(rows: &[&Row]) -> String {
         .collect();
     format!(
         "\nPlain layers' weights, bytes past a 64-byte line (ours start on one, and from 2 MiB on \
-         Linux sit on transparent huge pages, which Burn's allocations do not): {}.\n",
+         Linux ask for transparent huge pages, which Burn's allocations do not): {}.\n",
         each.join(", ")
     )
 }
