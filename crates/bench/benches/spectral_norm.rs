@@ -13,7 +13,7 @@ fn spectral_norm(c: &mut Criterion) {
     for name in ["lin256", "lin1024", "conv256x128x3x3"] {
         let shape = SHAPES.iter().find(|s| s.name == name).unwrap();
         for n in [1, 5] {
-            let mut calls = workload::calls(shape, n);
+            let mut calls = workload::calls(shape, n, 1);
             let mut group = c.benchmark_group(format!("{name}/n={n}"));
             group.bench_function("sn_train", |b| b.iter(|| pool.install(&mut calls.sn_train)));
             group.bench_function("step_plain", |b| {

@@ -52,6 +52,10 @@ struct Args {
     /// Measure ours only.
     #[arg(long)]
     no_peers: bool,
+    /// Forwards per training step before its one backward: 2 is a discriminator run on real and
+    /// on fake data. peers.py's steps make one, so more needs `--no-peers`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    uses: u64,
     /// Output folder for ours.json, peers.json and report.md.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -94,15 +98,17 @@ struct Budget {
 /// Pairs an eval-forward measurement stops at.
 const EVAL_MAX_PAIRS: usize = 5000;
 
-fn measure(
-    shape: &Shape,
+/// What one row measures: a shape, a power-iteration count and the uses per step.
+#[derive(Debug, Clone, Copy)]
+struct Case<'a> {
+    shape: &'a Shape,
     n: usize,
-    first_n: bool,
-    threads: usize,
-    bandwidth: f64,
-    budget: Budget,
-) -> Row {
-    let mut calls = workload::calls(shape, n);
+    uses: usize,
+}
+
+fn measure(case: Case<'_>, first_n: bool, threads: usize, bandwidth: f64, budget: Budget) -> Row {
+    let Case { shape, n, uses } = case;
+    let mut calls = workload::calls(shape, n, uses);
     let sn_train = bench(&mut calls.sn_train, budget.calls);
     let step = bench_pair(
         &mut calls.step_plain,
@@ -134,6 +140,7 @@ fn measure(
         shape: shape.name.into(),
         numel: shape.numel(),
         n,
+        uses,
         sn_train,
         step,
         sn_eval,
@@ -163,7 +170,12 @@ fn measure_ours(args: &Args) -> Result<(Vec<Row>, Bandwidths)> {
             bandwidths.push((threads, bandwidth));
             for shape in &shapes {
                 for (i, &n) in iters.iter().enumerate() {
-                    rows.push(measure(shape, n, i == 0, threads, bandwidth, budget));
+                    let case = Case {
+                        shape,
+                        n,
+                        uses: args.uses as usize,
+                    };
+                    rows.push(measure(case, i == 0, threads, bandwidth, budget));
                 }
             }
         });
@@ -223,6 +235,13 @@ fn peer_records(args: &Args, rows: &[Row]) -> Result<Vec<peers::Record>> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.uses != 1 && !args.no_peers {
+        // Checked first: measuring ours takes minutes.
+        bail!(
+            "peers.py's steps make one forward each: --uses {} needs --no-peers",
+            args.uses
+        );
+    }
     std::fs::create_dir_all(&args.out)?;
     let (rows, bandwidths) = measure_ours(&args)?;
     std::fs::write(

@@ -17,6 +17,9 @@ pub struct Row {
     pub numel: usize,
     /// Power iterations.
     pub n: usize,
+    /// Forwards per training step before its backward (1 in the comparison with peers.py).
+    #[serde(default = "one_use")]
+    pub uses: usize,
     /// The spectral-norm computation alone, training mode.
     pub sn_train: Stats,
     /// Training step, paired with the plain layer.
@@ -30,6 +33,10 @@ pub struct Row {
     /// Bytes from the last 64-byte boundary to the plain layer's weight (ours: 0).
     #[serde(default)]
     pub plain_weight_offset: usize,
+}
+
+fn one_use() -> usize {
+    1
 }
 
 /// Floor in µs for `n` iterations over `shape` at `bandwidth` bytes/s.
@@ -121,6 +128,13 @@ pub fn render(
             "\n## {threads} thread(s); read bandwidth {:.1} GB/s\n",
             bandwidth / 1e9
         );
+        if let Some(row) = these.iter().find(|row| row.uses != 1) {
+            let _ = writeln!(
+                out,
+                "Training steps make {} forwards before their one backward.\n",
+                row.uses
+            );
+        }
         out.push_str("| shape | n | ours: SN alone | floor | ×floor | ours: step +ovh | PyTorch +ovh | Paddle +ovh | ours/PyTorch | ours/Paddle |\n");
         out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
         for row in &these {
@@ -196,7 +210,33 @@ fn offsets_line(rows: &[&Row]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{fmt_fine_us, fmt_us};
+    use super::{Row, fmt_fine_us, fmt_us, render};
+
+    fn row_json(uses: Option<usize>) -> String {
+        let stats = r#"{"median_us": 10.0, "min_us": 9.0, "reps": 31}"#;
+        let uses = uses.map_or(String::new(), |u| format!(r#""uses": {u},"#));
+        format!(
+            r#"{{"threads": 1, "shape": "lin256", "numel": 65536, "n": 1, {uses}
+                "sn_train": {stats},
+                "step": {{"sn": {stats}, "plain": {stats}, "overhead": {stats}}},
+                "sn_eval": null, "eval": null, "floor_us": 5.0}}"#
+        )
+    }
+
+    #[test]
+    fn steps_of_several_uses_are_labelled_and_older_results_read_as_one_use() {
+        let old: Row = serde_json::from_str(&row_json(None)).unwrap();
+        assert_eq!(old.uses, 1);
+        let (table, _) = render(&[old], &[], &[(1, 20e9)]);
+        assert!(!table.contains("forwards before"), "{table}");
+
+        let two: Row = serde_json::from_str(&row_json(Some(2))).unwrap();
+        let (table, _) = render(&[two], &[], &[(1, 20e9)]);
+        assert!(
+            table.contains("Training steps make 2 forwards before their one backward."),
+            "{table}"
+        );
+    }
 
     #[test]
     fn sub_microsecond_values_keep_two_decimals() {

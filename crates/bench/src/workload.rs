@@ -100,8 +100,10 @@ fn offset_in_line<const D: usize>(weight: Tensor<D>) -> usize {
     (weight.bytes().as_ptr() as usize + first) % 64
 }
 
-/// Builds the layers for `shape` (f32, Flex backend, autodiff) and the calls to time.
-pub fn calls(shape: &Shape, n_power_iterations: usize) -> Calls {
+/// Builds the layers for `shape` (f32, Flex backend, autodiff) and the calls to time. A training
+/// step makes `uses` forwards (as a discriminator does on real and on fake data; 1 in the
+/// comparison with peers.py) and one backward of their summed outputs.
+pub fn calls(shape: &Shape, n_power_iterations: usize, uses: usize) -> Calls {
     let device = Device::flex().autodiff();
     device.seed(0);
     let config = SpectralNormConfig::new().with_n_power_iterations(n_power_iterations);
@@ -113,13 +115,14 @@ pub fn calls(shape: &Shape, n_power_iterations: usize) -> Calls {
             plain,
             sn,
             x.reshape([shape.input[0], shape.input[1]]).require_grad(),
+            uses,
         )
     } else {
         let plain = Conv2dConfig::new([shape.weight[1], shape.weight[0]], [shape.weight[2]; 2])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
             .init(&device);
         let sn = spectral_norm(&plain, &config).expect("a Conv2d weight takes spectral norm");
-        conv_calls(plain, sn, x.require_grad())
+        conv_calls(plain, sn, x.require_grad(), uses)
     }
 }
 
@@ -133,21 +136,23 @@ fn step<M: Send + 'static, const D: usize>(
     layer: M,
     x: Tensor<D>,
     forward: fn(&M, Tensor<D>) -> Tensor<D>,
+    uses: usize,
 ) -> Call {
     Box::new(move || {
-        let grads = forward(&layer, x.clone()).sum().backward();
-        drop(grads);
+        let first = forward(&layer, x.clone()).sum();
+        let loss = (1..uses).fold(first, |loss, _| loss + forward(&layer, x.clone()).sum());
+        drop(loss.backward());
     })
 }
 
-fn linear_calls(plain: Linear, sn: Linear, x: Tensor<2>) -> Calls {
+fn linear_calls(plain: Linear, sn: Linear, x: Tensor<2>, uses: usize) -> Calls {
     let plain_weight_offset = offset_in_line(plain.weight.val());
     let x_eval = x.clone().without_autodiff();
     let (plain_eval, sn_eval) = (plain.valid(), sn.valid());
     let (weight, weight_eval) = (sn.weight.clone(), sn_eval.weight.clone());
     Calls {
-        step_plain: step(plain, x.clone(), Linear::forward),
-        step_sn: step(sn, x, Linear::forward),
+        step_plain: step(plain, x.clone(), Linear::forward, uses),
+        step_sn: step(sn, x, Linear::forward, uses),
         sn_train: Box::new(move || drop(weight.val())),
         eval_plain: step_eval(plain_eval, x_eval.clone(), Linear::forward),
         eval_sn: step_eval(sn_eval, x_eval, Linear::forward),
@@ -156,14 +161,14 @@ fn linear_calls(plain: Linear, sn: Linear, x: Tensor<2>) -> Calls {
     }
 }
 
-fn conv_calls(plain: Conv2d, sn: Conv2d, x: Tensor<4>) -> Calls {
+fn conv_calls(plain: Conv2d, sn: Conv2d, x: Tensor<4>, uses: usize) -> Calls {
     let plain_weight_offset = offset_in_line(plain.weight.val());
     let x_eval = x.clone().without_autodiff();
     let (plain_eval, sn_eval) = (plain.valid(), sn.valid());
     let (weight, weight_eval) = (sn.weight.clone(), sn_eval.weight.clone());
     Calls {
-        step_plain: step(plain, x.clone(), Conv2d::forward),
-        step_sn: step(sn, x, Conv2d::forward),
+        step_plain: step(plain, x.clone(), Conv2d::forward, uses),
+        step_sn: step(sn, x, Conv2d::forward, uses),
         sn_train: Box::new(move || drop(weight.val())),
         eval_plain: step_eval(plain_eval, x_eval.clone(), Conv2d::forward),
         eval_sn: step_eval(sn_eval, x_eval, Conv2d::forward),
