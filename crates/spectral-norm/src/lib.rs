@@ -41,13 +41,13 @@
 //!
 //! - `flex` (default): on Burn's Flex CPU backend, f32/f64 weights are read in place: the power
 //!   iteration fuses `Wᵀu` and `W v` into one sweep per step, σ comes from the last normalization,
-//!   `W/σ` reuses the previous output's storage, which starts on a cache line (from 2 MiB on Linux,
-//!   advised for transparent huge pages; streaming stores for weights of 32 MiB or more), the backward is
-//!   one closed-form autodiff node that corrects the incoming gradient in place (a convolution's
-//!   too, in the swapped layout Burn produces), and eval mode caches `W/σ` while `W` is the same
-//!   tensor and neither vector was written. Large weights are split across the rayon pool. Every
-//!   other backend, dtype or layout runs the generic path in Burn tensor operations, with the same
-//!   results up to rounding.
+//!   `W/σ` reuses earlier outputs' storage (one per use within a step, up to four), which starts
+//!   on a cache line (from 2 MiB on Linux, advised for transparent huge pages; streaming stores
+//!   for weights of 32 MiB or more), the backward is one closed-form autodiff node that corrects
+//!   the incoming gradient in place (a convolution's too, in the swapped layout Burn produces),
+//!   and eval mode caches `W/σ` while `W` is the same tensor and neither vector was written.
+//!   Large weights are split across the rayon pool. Every other backend, dtype or layout runs the
+//!   generic path in Burn tensor operations, with the same results up to rounding.
 //! - `store`: checkpoint interop (see above).
 //!
 //! # Semantics

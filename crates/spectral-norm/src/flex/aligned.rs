@@ -120,6 +120,8 @@ impl Drop for LineAligned {
 /// A contiguous zero-filled tensor whose storage starts on a cache line; Burn's own
 /// [`FlexTensor::empty`] when the tensor is empty or the allocation fails.
 pub(crate) fn zeros(shape: Shape, dtype: DType) -> FlexTensor {
+    #[cfg(test)]
+    ALLOCATIONS.with(|count| count.set(count.get() + 1));
     let size = shape.num_elements() * dtype.size();
     match LineAligned::zeroed(size) {
         Some(memory) => {
@@ -129,6 +131,12 @@ pub(crate) fn zeros(shape: Shape, dtype: DType) -> FlexTensor {
         }
         None => FlexTensor::empty(shape, dtype),
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Calls to [`zeros`] on this thread, for tests that check storage is reused.
+    pub(crate) static ALLOCATIONS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! the generic path in `matrix.rs`, computed on the weight's own storage.
 //!
 //! Per training-mode use: `n` sweeps over `W` for the power iteration (`n + 1` when `dim = 0`), σ
-//! from the last normalization, one read and one write for `W / σ` into reused storage that starts
-//! on a cache line (and from 2 MiB on Linux, advised for transparent huge pages; streaming stores for
-//! weights beyond the cache), and a backward that reads `G` and `W` once and overwrites `G` with
+//! from the last normalization, one read and one write for `W / σ` into reused storage (each of
+//! a step's uses keeps its own, so a discriminator's real and fake passes allocate nothing) that
+//! starts on a cache line (and from 2 MiB on Linux, advised for transparent huge pages;
+//! streaming stores for weights beyond the cache), and a backward that reads `G` and `W` once and overwrites `G` with
 //! the result in the layout `G` came in (a convolution's weight gradient is a swapped-axes view,
 //! corrected where it lies rather than copied). In eval mode `W / σ` is cached while `W` is the
 //! very same tensor and neither vector's buffer was written (each write changes the buffer's
@@ -161,7 +162,7 @@ where
     })
 }
 
-/// `W / σ`, written into the previous output's storage when nobody holds it any more, else into
+/// `W / σ`, written into a kept earlier output's storage that nobody holds any more, else into
 /// new storage that starts on a cache line, advised for huge pages when large (see `aligned`).
 fn divided<T>(workspace: &FlexWorkspace, weight: &FlexTensor, w: &[T], sigma: T) -> FlexTensor
 where

@@ -295,3 +295,62 @@ fn outputs_start_on_a_cache_line() {
         }
     }
 }
+
+/// Output storage allocated on this thread so far.
+fn allocations() -> usize {
+    super::aligned::ALLOCATIONS.with(|count| count.get())
+}
+
+/// Two training uses before each backward (a discriminator on real and on fake data): from the
+/// second step on, both write into storage kept from the first step, so no step allocates a
+/// W-sized tensor; the outputs stay right.
+#[test]
+fn two_uses_per_step_reuse_their_storage() {
+    let device = Device::flex().autodiff();
+    let shape = [6, 5];
+    let sn = state(&shape, 1, 1, DType::F32, &device);
+    let reference = state(&shape, 1, 1, DType::F32, &device);
+    let w = tensor(pseudo_random(30, 10), shape, DType::F32, &device).require_grad();
+    let step = || {
+        let first = super::apply(&sn, &w).unwrap();
+        let second = super::apply(&sn, &w).unwrap();
+        for out in [&first, &second] {
+            let expected = reference.apply_generic(w.clone());
+            assert_close(&values(out.clone()), &values(expected), 2e-6, "W/σ");
+        }
+        drop((first.sum() + second.sum()).backward());
+    };
+    let before = allocations();
+    step();
+    assert_eq!(
+        allocations(),
+        before + 2,
+        "the first step allocates for each use"
+    );
+    for _ in 0..3 {
+        step();
+    }
+    assert_eq!(allocations(), before + 2, "later steps reuse that storage");
+    assert_eq!(sn.workspace.flex.kept(), 2);
+}
+
+/// Outputs that the caller keeps are never written over, and at most `KEPT_OUTPUTS` of them
+/// are kept for reuse.
+#[test]
+fn outputs_held_by_the_caller_are_not_reused_and_not_all_kept() {
+    let device = Device::flex().autodiff();
+    let shape = [5, 4];
+    let sn = state(&shape, 0, 1, DType::F64, &device);
+    let reference = state(&shape, 0, 1, DType::F64, &device);
+    let w = tensor(pseudo_random(20, 11), shape, DType::F64, &device).require_grad();
+    let held: Vec<_> = (0..super::workspace::KEPT_OUTPUTS + 2)
+        .map(|_| {
+            let expected = values(reference.apply_generic(w.clone()));
+            (super::apply(&sn, &w).unwrap(), expected)
+        })
+        .collect();
+    assert_eq!(sn.workspace.flex.kept(), super::workspace::KEPT_OUTPUTS);
+    for (out, expected) in held {
+        assert_close(&values(out), &expected, 1e-12, "held W/σ");
+    }
+}

@@ -1,6 +1,7 @@
-//! Memory kept between uses of one spectrally-normalized weight on the Flex backend: the last
-//! `W / σ` (its storage is reused once nobody else holds it) and the eval-mode cache key.
+//! Memory kept between uses of one spectrally-normalized weight on the Flex backend: the recent
+//! outputs `W / σ` (their storage is reused once nobody else holds it) and the eval-mode cache key.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use burn::backend::flex::FlexTensor;
@@ -28,12 +29,28 @@ fn same_storage(a: &FlexTensor, b: &FlexTensor) -> bool {
     Arc::ptr_eq(&a.data_arc(), &b.data_arc()) && a.dtype() == b.dtype() && a.layout() == b.layout()
 }
 
+/// Outputs kept for their storage. A GAN discriminator uses its weights on real and on fake
+/// data (and a gradient penalty a third time) before one backward, so each use of a step needs
+/// its own storage; with one kept output, every use after the first allocated and zeroed a
+/// fresh W-sized tensor on every step. A step holds only as many as it uses at once; the bound
+/// stops outputs that a caller keeps (a `val()` for logging) from piling up.
+pub(crate) const KEPT_OUTPUTS: usize = 4;
+
 #[derive(Debug, Default)]
 struct State {
-    /// The last output, `W / σ`.
-    output: Option<FlexTensor>,
-    /// Set when `output` is an eval-mode result of exactly these inputs.
+    /// Recent outputs `W / σ`, oldest first.
+    outputs: VecDeque<FlexTensor>,
+    /// Set when the newest output is an eval-mode result of exactly these inputs.
     eval_inputs: Option<Inputs>,
+}
+
+impl State {
+    fn keep(&mut self, output: &FlexTensor) {
+        self.outputs.push_back(output.clone());
+        if self.outputs.len() > KEPT_OUTPUTS {
+            self.outputs.pop_front();
+        }
+    }
 }
 
 /// Shared by clones (as the vectors are); every module transformation starts a new one.
@@ -50,7 +67,7 @@ impl FlexWorkspace {
     /// The cached eval-mode output for this weight and these vector stamps, if still valid.
     pub fn cached(&self, weight: &FlexTensor, u: u64, v: u64) -> Option<FlexTensor> {
         self.with(|state| match &state.eval_inputs {
-            Some(inputs) if inputs.are(weight, u, v) => state.output.clone(),
+            Some(inputs) if inputs.are(weight, u, v) => state.outputs.back().cloned(),
             _ => None,
         })
     }
@@ -63,7 +80,7 @@ impl FlexWorkspace {
                 u,
                 v,
             });
-            state.output = Some(output.clone());
+            state.keep(output);
         });
     }
 
@@ -71,22 +88,28 @@ impl FlexWorkspace {
     pub fn remember_output(&self, output: &FlexTensor) {
         self.with(|state| {
             state.eval_inputs = None;
-            state.output = Some(output.clone());
+            state.keep(output);
         });
     }
 
-    /// Takes the last output's storage if nobody else holds it any more and it fits `like`.
+    /// Takes the storage of the oldest kept output that nobody else holds any more and that
+    /// fits `like`.
     pub fn take_reusable(&self, like: &FlexTensor) -> Option<FlexTensor> {
         self.with(|state| {
-            let fits = state.output.as_ref().is_some_and(|out| {
+            let index = state.outputs.iter().position(|out| {
                 out.is_unique() && out.layout() == like.layout() && out.dtype() == like.dtype()
-            });
-            if fits {
+            })?;
+            if index + 1 == state.outputs.len() {
+                // The eval cache's value is about to be overwritten.
                 state.eval_inputs = None;
-                state.output.take()
-            } else {
-                None
             }
+            state.outputs.remove(index)
         })
+    }
+
+    /// How many outputs are kept (for tests).
+    #[cfg(test)]
+    pub fn kept(&self) -> usize {
+        self.with(|state| state.outputs.len())
     }
 }
