@@ -301,16 +301,31 @@ fn allocations() -> usize {
     super::aligned::ALLOCATIONS.with(|count| count.get())
 }
 
+/// A training-mode state for the fast path, a twin for the generic path that advances alongside
+/// it, and a trainable weight.
+fn twins(
+    shape: [usize; 2],
+    dim: usize,
+    dtype: DType,
+    seed: u64,
+) -> (SpectralNorm, SpectralNorm, Tensor<2>) {
+    let device = Device::flex().autodiff();
+    let weight = tensor(
+        pseudo_random(shape[0] * shape[1], seed),
+        shape,
+        dtype,
+        &device,
+    );
+    let fresh = || state(&shape, dim, 1, dtype, &device);
+    (fresh(), fresh(), weight.require_grad())
+}
+
 /// Two training uses before each backward (a discriminator on real and on fake data): from the
 /// second step on, both write into storage kept from the first step, so no step allocates a
 /// W-sized tensor; the outputs stay right.
 #[test]
 fn two_uses_per_step_reuse_their_storage() {
-    let device = Device::flex().autodiff();
-    let shape = [6, 5];
-    let sn = state(&shape, 1, 1, DType::F32, &device);
-    let reference = state(&shape, 1, 1, DType::F32, &device);
-    let w = tensor(pseudo_random(30, 10), shape, DType::F32, &device).require_grad();
+    let (sn, reference, w) = twins([6, 5], 1, DType::F32, 10);
     let step = || {
         let first = super::apply(&sn, &w).unwrap();
         let second = super::apply(&sn, &w).unwrap();
@@ -338,11 +353,7 @@ fn two_uses_per_step_reuse_their_storage() {
 /// are kept for reuse.
 #[test]
 fn outputs_held_by_the_caller_are_not_reused_and_not_all_kept() {
-    let device = Device::flex().autodiff();
-    let shape = [5, 4];
-    let sn = state(&shape, 0, 1, DType::F64, &device);
-    let reference = state(&shape, 0, 1, DType::F64, &device);
-    let w = tensor(pseudo_random(20, 11), shape, DType::F64, &device).require_grad();
+    let (sn, reference, w) = twins([5, 4], 0, DType::F64, 11);
     let held: Vec<_> = (0..super::workspace::KEPT_OUTPUTS + 2)
         .map(|_| {
             let expected = values(reference.apply_generic(w.clone()));
