@@ -7,6 +7,7 @@
 //! `peers.py` in the same invocation and prints ratios per row. The last line is
 //! `worst ratio vs PyTorch (training-step overhead): X`.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -53,9 +54,10 @@ struct Args {
     #[arg(long)]
     no_peers: bool,
     /// Forwards per training step before its one backward: 2 is a discriminator run on real and
-    /// on fake data. peers.py's steps make one, so more needs `--no-peers`.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-    uses: u64,
+    /// on fake data. Only the training-step columns change. peers.py's steps make one, so more
+    /// needs `--no-peers`.
+    #[arg(long, default_value = "1")]
+    uses: NonZeroUsize,
     /// Output folder for ours.json, peers.json and report.md.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -173,7 +175,7 @@ fn measure_ours(args: &Args) -> Result<(Vec<Row>, Bandwidths)> {
                     let case = Case {
                         shape,
                         n,
-                        uses: args.uses as usize,
+                        uses: args.uses.get(),
                     };
                     rows.push(measure(case, i == 0, threads, bandwidth, budget));
                 }
@@ -235,7 +237,7 @@ fn peer_records(args: &Args, rows: &[Row]) -> Result<Vec<peers::Record>> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if args.uses != 1 && !args.no_peers {
+    if args.uses.get() != 1 && !args.no_peers {
         // Checked first: measuring ours takes minutes.
         bail!(
             "peers.py's steps make one forward each: --uses {} needs --no-peers",
