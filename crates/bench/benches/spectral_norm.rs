@@ -1,5 +1,6 @@
 //! Criterion benches of spectral norm on Burn's Flex backend (f32, one thread): the computation
-//! alone in training mode, a training step, and an eval forward, for a few of peers.py's shapes.
+//! alone in training mode, a training step, and an eval forward, for a few of peers.py's shapes,
+//! and a step that uses the layer twice before its backward.
 //! `cargo run --release -p spectral-norm-bench` prints the side-by-side comparison instead.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -27,6 +28,15 @@ fn spectral_norm(c: &mut Criterion) {
             group.finish();
         }
     }
+    // A discriminator's step: the layer used on real and on fake data before one backward.
+    let shape = SHAPES.iter().find(|s| s.name == "conv256x128x3x3").unwrap();
+    let mut calls = workload::calls(shape, 1, 2);
+    let mut group = c.benchmark_group("conv256x128x3x3/n=1/uses=2");
+    group.bench_function("step_plain", |b| {
+        b.iter(|| pool.install(&mut calls.step_plain))
+    });
+    group.bench_function("step_sn", |b| b.iter(|| pool.install(&mut calls.step_sn)));
+    group.finish();
 }
 
 criterion_group!(benches, spectral_norm);
