@@ -5,12 +5,12 @@
 //! from the last normalization, one read and one write for `W / σ` into reused storage (each of
 //! a step's uses keeps its own, so a discriminator's real and fake passes allocate nothing) that
 //! starts on a cache line (and from 2 MiB on Linux, advised for transparent huge pages;
-//! streaming stores for weights beyond the cache), and a backward that reads `G` and `W` once and overwrites `G` with
-//! the result in the layout `G` came in (a convolution's weight gradient is a swapped-axes view,
-//! corrected where it lies rather than copied). In eval mode `W / σ` is cached while `W` is the
-//! very same tensor and neither vector's buffer was written (each write changes the buffer's
-//! stamp). Anything else (other backends, dtypes other than f32/f64, non-contiguous weights,
-//! gradient checkpointing) takes the generic path.
+//! streaming stores for weights beyond the cache), and a backward that reads `G` and `W` once
+//! and overwrites `G` with the result in the layout `G` came in (a convolution's weight gradient
+//! is a swapped-axes view, corrected where it lies rather than copied). In eval mode `W / σ` is
+//! cached while `W` is the very same tensor and neither vector's buffer was written (each write
+//! changes the buffer's stamp). Anything else (other backends, dtypes other than f32/f64,
+//! non-contiguous weights, gradient checkpointing) takes the generic path.
 
 mod aligned;
 mod autodiff;

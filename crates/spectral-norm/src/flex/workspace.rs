@@ -32,8 +32,8 @@ fn same_storage(a: &FlexTensor, b: &FlexTensor) -> bool {
 /// Outputs kept for their storage. A GAN discriminator uses its weights on real and on fake
 /// data (and a gradient penalty a third time) before one backward, so each use of a step needs
 /// its own storage; with one kept output, every use after the first allocated and zeroed a
-/// fresh W-sized tensor on every step. A step holds only as many as it uses at once; the bound
-/// stops outputs that a caller keeps (a `val()` for logging) from piling up.
+/// fresh W-sized tensor on every step. The pool grows only to as many as a step uses at once;
+/// the bound stops outputs that a caller keeps (a `val()` for logging) from piling up.
 pub(crate) const KEPT_OUTPUTS: usize = 4;
 
 #[derive(Debug, Default)]
