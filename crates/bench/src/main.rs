@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, default_value = "1,5")]
     iters: String,
     /// Seconds of timed calls per measurement. peers.py gets more for shapes whose training
-    /// step is slow, enough for about as many step pairs as ours takes (up to 6 s).
+    /// step is slow, enough for about as many step pairs as ours takes (up to 15 s).
     #[arg(long, default_value_t = 0.6)]
     budget: f64,
     /// Seconds for each eval-forward pairing, which takes up to 5000 pairs: a few µs of
