@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use spectral_norm_bench::report::{self, Row};
-use spectral_norm_bench::timing::{STEP_MAX_PAIRS, bench, bench_pair, peers_budget};
+use spectral_norm_bench::timing::{EVAL_PAIRS, STEP_PAIRS, bench, bench_pair, peers_budget};
 use spectral_norm_bench::workload::{self, SHAPES, Shape};
 use spectral_norm_bench::{bandwidth, peers};
 
@@ -36,9 +36,10 @@ struct Args {
     /// step is slow, enough for about as many step pairs as ours takes (up to 15 s).
     #[arg(long, default_value_t = 0.6)]
     budget: f64,
-    /// Seconds for each eval-forward pairing, which takes up to 5000 pairs: a few µs of
-    /// overhead on a forward that varies by tens of µs from call to call (conv64's takes ~2.5
-    /// ms in Burn) needs thousands of pairs before the median settles.
+    /// Seconds for each eval-forward pairing, which takes up to 5000 pairs (and at least 1000
+    /// where they fit in 30 s): a few µs of overhead on a forward that varies by tens of µs
+    /// from call to call (conv64's takes ~2.5 ms in Burn) needs thousands of pairs before the
+    /// median settles.
     #[arg(long, default_value_t = 8.0)]
     eval_budget: f64,
     /// Python interpreter with `torch` and `paddlepaddle` installed.
@@ -97,9 +98,6 @@ struct Budget {
     eval: Duration,
 }
 
-/// Pairs an eval-forward measurement stops at.
-const EVAL_MAX_PAIRS: usize = 5000;
-
 /// What one row measures: a shape, a power-iteration count and the uses per step.
 #[derive(Debug, Clone, Copy)]
 struct Case<'a> {
@@ -116,7 +114,7 @@ fn measure(case: Case<'_>, first_n: bool, threads: usize, bandwidth: f64, budget
         &mut calls.step_plain,
         &mut calls.step_sn,
         2 * budget.calls,
-        STEP_MAX_PAIRS,
+        STEP_PAIRS,
     );
     let (sn_eval, eval) = if first_n {
         (
@@ -125,7 +123,7 @@ fn measure(case: Case<'_>, first_n: bool, threads: usize, bandwidth: f64, budget
                 &mut calls.eval_plain,
                 &mut calls.eval_sn,
                 budget.eval,
-                EVAL_MAX_PAIRS,
+                EVAL_PAIRS,
             )),
         )
     } else {

@@ -65,42 +65,62 @@ pub struct Paired {
     pub overhead: Stats,
 }
 
-/// Pairs taken at least, where they fit in [`STEADY`]: a slow step (a 512-channel conv step
-/// takes ~100 ms) gives only a handful of pairs in the budget, and the median of a handful of
-/// differences between two ~100 ms steps is noise of the size of the overhead itself.
-///
-/// 31 pairs were not enough: four runs of conv512's n = 5 row at 2 threads gave +1.98 to
-/// +4.02 ms, where three runs of 121 pairs gave +2.23 to +2.31 ms (docs/bench-results.md).
-const MIN_PAIRS: usize = 121;
+/// How many pairs one paired measurement takes.
+#[derive(Debug, Clone, Copy)]
+pub struct PairCount {
+    /// Taken where they fit in [`STEADY`], even past the budget.
+    pub least: usize,
+    /// Never more, whatever the budget.
+    pub most: usize,
+}
 
-/// Time allowed for reaching [`MIN_PAIRS`]: 121 pairs of conv512's ~105 ms steps at 1 thread.
+/// Training steps: at least 121 pairs, at most 500 (peers.py's `bench_pair` stops at 500).
+///
+/// A slow step (a 512-channel conv step takes ~100 ms) gives only a handful of pairs in the
+/// budget, and the median of a handful of differences between two ~100 ms steps is noise of
+/// the size of the overhead itself. 31 pairs were not enough either: four runs of conv512's
+/// n = 5 row at 2 threads gave +1.98 to +4.02 ms, where three runs of 121 pairs gave +2.23 to
+/// +2.31 ms (docs/bench-results.md).
+pub const STEP_PAIRS: PairCount = PairCount {
+    least: 121,
+    most: 500,
+};
+
+/// Eval forwards: at least 1000 pairs, at most 5000. The overhead to resolve is a few µs on
+/// forwards that vary by tens of µs, or by milliseconds for conv512's 15–20 ms: three runs of
+/// that row at 2 threads with ~270 pairs gave −47, −17 and +59 µs, where 0.1× of PyTorch's
+/// overhead is ~140 µs.
+pub const EVAL_PAIRS: PairCount = PairCount {
+    least: 1000,
+    most: 5000,
+};
+
+/// Time allowed for reaching [`PairCount::least`]: 121 pairs of conv512's ~105 ms steps at
+/// 1 thread.
 const STEADY: Duration = Duration::from_secs(30);
 
 /// peers.py's `--budget` for a shape whose plain training step takes `plain_step_us` here:
-/// enough for about [`MIN_PAIRS`] step pairs, as ours takes, with `default` as the least and
+/// enough for about as many step pairs as [`STEP_PAIRS`] makes ours take, with `default` as the least and
 /// half of [`STEADY`] as the most (peers.py times step pairs for twice its budget).
 ///
 /// peers.py stops at 7 pairs once its budget is spent, which a 512-channel conv step (~75 ms
-/// in PyTorch) spends at once, while ours takes at least [`MIN_PAIRS`]: the two medians of a
+/// in PyTorch) spends at once, while ours takes at least 121: the two medians of a
 /// ratio would rest on very different samples. Our plain step stands in for theirs, which is
 /// not known before peers.py runs.
 pub fn peers_budget(default: f64, plain_step_us: f64) -> f64 {
-    let wanted = MIN_PAIRS as f64 * plain_step_us * 1e-6;
+    let wanted = STEP_PAIRS.least as f64 * plain_step_us * 1e-6;
     wanted.min(STEADY.as_secs_f64() / 2.0).max(default)
 }
 
-/// Pairs a training-step measurement stops at, as peers.py's `bench_pair` does.
-pub const STEP_MAX_PAIRS: usize = 500;
-
 /// Times `plain` and `sn` in ABBA alternation so that drift and allocator state hit both, as
 /// peers.py's `bench_pair` does; the overhead is the median of per-pair differences. Takes at
-/// least 7 pairs (as peers.py), [`MIN_PAIRS`] where they fit in [`STEADY`], more while within
-/// `budget`, up to `max_pairs` ([`STEP_MAX_PAIRS`] for training steps, as peers.py).
+/// least 7 pairs (as peers.py), `pairs.least` where they fit in [`STEADY`], more while within
+/// `budget`, up to `pairs.most`.
 pub fn bench_pair(
     plain: &mut dyn FnMut(),
     sn: &mut dyn FnMut(),
     budget: Duration,
-    max_pairs: usize,
+    pairs: PairCount,
 ) -> Paired {
     let warm = Instant::now();
     plain();
@@ -111,11 +131,11 @@ pub fn bench_pair(
     }
     let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
     let started = Instant::now();
-    let more = |pairs: usize| {
+    let more = |taken: usize| {
         let elapsed = started.elapsed();
-        pairs < 7
-            || (pairs < MIN_PAIRS && elapsed < STEADY)
-            || (pairs < max_pairs && elapsed < budget)
+        taken < 7
+            || (taken < pairs.least && elapsed < STEADY)
+            || (taken < pairs.most && elapsed < budget)
     };
     while more(d.len()) {
         let (ta, tb) = if d.len() % 2 == 0 {
