@@ -100,12 +100,13 @@ pub const EVAL_PAIRS: PairCount = PairCount {
 const STEADY: Duration = Duration::from_secs(30);
 
 /// peers.py's `--budget` for a shape whose plain training step takes `plain_step_us` here:
-/// enough for about as many step pairs as [`STEP_PAIRS`] makes ours take, with `default` as the least and
-/// half of [`STEADY`] as the most (peers.py times step pairs for twice its budget).
+/// enough for about as many step pairs as [`STEP_PAIRS`] makes ours take, with `default` as
+/// the least and half of [`STEADY`] as the most (peers.py times step pairs for twice its
+/// budget).
 ///
 /// peers.py stops at 7 pairs once its budget is spent, which a 512-channel conv step (~75 ms
-/// in PyTorch) spends at once, while ours takes at least 121: the two medians of a
-/// ratio would rest on very different samples. Our plain step stands in for theirs, which is
+/// in PyTorch) spends at once, while ours takes at least `STEP_PAIRS.least`: the two medians
+/// of a ratio would rest on very different samples. Our plain step stands in for theirs, which is
 /// not known before peers.py runs.
 pub fn peers_budget(default: f64, plain_step_us: f64) -> f64 {
     let wanted = STEP_PAIRS.least as f64 * plain_step_us * 1e-6;
@@ -158,7 +159,33 @@ pub fn bench_pair(
 
 #[cfg(test)]
 mod tests {
-    use super::peers_budget;
+    use std::time::Duration;
+
+    use super::{PairCount, bench_pair, peers_budget};
+
+    #[test]
+    fn pairings_take_the_least_past_the_budget_and_never_more_than_the_most() {
+        let pairs = |budget: Duration, count: PairCount| {
+            bench_pair(&mut || {}, &mut || {}, budget, count)
+                .overhead
+                .reps
+        };
+        // No budget: the least is still taken, as fast calls fit in the steady time.
+        let least = PairCount {
+            least: 50,
+            most: 60,
+        };
+        assert_eq!(pairs(Duration::ZERO, least), 50);
+        // A budget far larger than needed stops at the most.
+        let most = PairCount {
+            least: 10,
+            most: 20,
+        };
+        assert_eq!(pairs(Duration::from_secs(60), most), 20);
+        // Never fewer than peers.py's 7.
+        let few = PairCount { least: 0, most: 0 };
+        assert_eq!(pairs(Duration::ZERO, few), 7);
+    }
 
     #[test]
     fn peers_budget_buys_about_min_pairs_of_slow_steps_within_bounds() {
