@@ -242,9 +242,8 @@ fn swapped_correct_rows_loop<T: Real>(
     first: usize,
     by: Correction<'_, T>,
 ) {
-    if layout.len == 0 {
-        return; // an empty weight: nothing to correct
-    }
+    // Attaching refuses weights with a zero-sized axis, so runs and stretches are never empty.
+    debug_assert!(layout.len > 0);
     // `c·u_b` repeated over run b, shared by every block: the same products as per run.
     let cu: Vec<T> =
         by.u.iter()
