@@ -5,5 +5,6 @@
 pub mod bandwidth;
 pub mod peers;
 pub mod report;
+pub mod targets;
 pub mod timing;
 pub mod workload;

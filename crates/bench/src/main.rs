@@ -4,8 +4,8 @@
 //! (f32): the spectral-norm computation alone in training mode, the training-step overhead over
 //! the plain layer (paired alternation, as `peers.py` does) and the eval-forward overhead. It
 //! measures the machine's read bandwidth for the floor (`n + 1` reads of W), then runs
-//! `peers.py` in the same invocation and prints ratios per row. The last line is
-//! `worst ratio vs PyTorch (training-step overhead): X`.
+//! `peers.py` in the same invocation and prints ratios per row, then which rows meet issue 4's
+//! targets (`targets`). The last line is `worst ratio vs PyTorch (training-step overhead): X`.
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ use clap::Parser;
 use spectral_norm_bench::report::{self, Row};
 use spectral_norm_bench::timing::{EVAL_PAIRS, STEP_PAIRS, bench, bench_pair, peers_budget};
 use spectral_norm_bench::workload::{self, SHAPES, Shape};
-use spectral_norm_bench::{bandwidth, peers};
+use spectral_norm_bench::{bandwidth, peers, targets};
 
 /// Spectral-norm cost on Burn versus PyTorch and Paddle (CPU, f32, medians).
 #[derive(Parser, Debug)]
@@ -51,6 +51,10 @@ struct Args {
     /// Reuse a peers.py results file instead of running it.
     #[arg(long)]
     peers_json: Option<PathBuf>,
+    /// Reuse our results file (an earlier run's `ours.json`) instead of measuring; with
+    /// `--peers-json`, re-renders that run's report and verdict in seconds.
+    #[arg(long)]
+    ours_json: Option<PathBuf>,
     /// Measure ours only.
     #[arg(long)]
     no_peers: bool,
@@ -243,15 +247,28 @@ fn main() -> Result<()> {
         );
     }
     std::fs::create_dir_all(&args.out)?;
-    let (rows, bandwidths) = measure_ours(&args)?;
+    let (rows, bandwidths) = match &args.ours_json {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let rows: Vec<Row> = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            let bandwidths = report::bandwidths_of(&rows);
+            (rows, bandwidths)
+        }
+        None => measure_ours(&args)?,
+    };
     std::fs::write(
         args.out.join("ours.json"),
         serde_json::to_string_pretty(&rows)?,
     )?;
     let records = peer_records(&args, &rows)?;
-    let (table, worst) = report::render(&rows, &records, &bandwidths);
+    let (mut table, worst) = report::render(&rows, &records, &bandwidths);
+    let verdict = targets::check(&rows, &records);
+    table.push_str(&targets::render(&verdict));
     std::fs::write(args.out.join("report.md"), &table)?;
     println!("{table}");
+    println!("{}", targets::summary(&verdict));
     match worst {
         Some(w) => println!("worst ratio vs PyTorch (training-step overhead): {w:.3}"),
         None => {

@@ -44,6 +44,19 @@ pub fn floor_us(shape: &Shape, n: usize, bandwidth: f64) -> f64 {
     (n + 1) as f64 * (shape.numel() * 4) as f64 / bandwidth * 1e6
 }
 
+/// The read bandwidth (bytes/s) per thread count that `rows`' floors were computed from, in
+/// the order the thread counts first appear: what a saved run needs to be rendered again.
+pub fn bandwidths_of(rows: &[Row]) -> Vec<(usize, f64)> {
+    let mut out: Vec<(usize, f64)> = Vec::new();
+    for row in rows {
+        if out.iter().all(|(threads, _)| *threads != row.threads) {
+            let bytes = (row.n + 1) as f64 * (row.numel * 4) as f64;
+            out.push((row.threads, bytes / row.floor_us * 1e6));
+        }
+    }
+    out
+}
+
 /// Formats microseconds as [`fmt_us`] does, with two decimals below 10 µs: an eval-mode cache
 /// hit takes a fraction of a microsecond, which `fmt_us` would print as "0 µs".
 pub fn fmt_fine_us(us: f64) -> String {
@@ -79,7 +92,7 @@ fn fmt_opt(value: Option<f64>, f: impl Fn(f64) -> String) -> String {
 
 /// PyTorch's smaller training-step overhead of its two spectral norms: we compare against the
 /// stronger peer.
-fn torch_step(records: &[Record], row: &Row) -> Option<f64> {
+pub(crate) fn torch_step(records: &[Record], row: &Row) -> Option<f64> {
     let get = |peer| {
         peers::median(
             records,
@@ -103,7 +116,8 @@ fn torch_eval_alone(records: &[Record], row: &Row) -> Option<f64> {
         .reduce(f64::min)
 }
 
-fn torch_eval(records: &[Record], row: &Row) -> Option<f64> {
+/// PyTorch's smaller eval-forward overhead of its two spectral norms.
+pub(crate) fn torch_eval(records: &[Record], row: &Row) -> Option<f64> {
     let plain = peers::plain(records, "torch", row.threads, &row.shape, "eval_plain")?;
     ["torch_hook", "torch_param"]
         .iter()
@@ -236,6 +250,22 @@ mod tests {
             table.contains("Training steps make 2 forwards before their one backward."),
             "{table}"
         );
+    }
+
+    #[test]
+    fn a_saved_run_gives_back_the_bandwidth_its_floors_came_from() {
+        let shape = &crate::workload::SHAPES[1];
+        let mut row: Row = serde_json::from_str(&row_json(None)).unwrap();
+        (row.numel, row.n, row.threads) = (shape.numel(), 5, 2);
+        row.floor_us = super::floor_us(shape, 5, 26.2e9);
+        let mut other = row.clone();
+        other.threads = 1;
+        other.floor_us = super::floor_us(shape, 5, 40e9);
+        let got = super::bandwidths_of(&[row.clone(), row, other]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, 2);
+        assert!((got[0].1 - 26.2e9).abs() < 1.0, "{got:?}");
+        assert!((got[1].1 - 40e9).abs() < 1.0, "{got:?}");
     }
 
     #[test]
