@@ -39,8 +39,9 @@ struct Args {
     /// Seconds for each eval-forward pairing, which takes up to 5000 pairs (and at least 1000
     /// where they fit in 30 s): a few µs of overhead on a forward that varies by tens of µs
     /// from call to call (conv64's takes ~2.5 ms in Burn) needs thousands of pairs before the
-    /// median settles.
-    #[arg(long, default_value_t = 8.0)]
+    /// median settles. On conv64 at 1 thread, four processes gave 0.09–3.22 µs with ~1550 pairs
+    /// (8 s) and 0.41–2.28 µs with ~3900 (20 s), against a limit of ~3 µs (0.1× PyTorch's).
+    #[arg(long, default_value_t = 20.0)]
     eval_budget: f64,
     /// Python interpreter with `torch` and `paddlepaddle` installed.
     #[arg(long, default_value = "python3")]
