@@ -41,7 +41,12 @@ fn one_use() -> usize {
 
 /// Floor in µs for `n` iterations over `shape` at `bandwidth` bytes/s.
 pub fn floor_us(shape: &Shape, n: usize, bandwidth: f64) -> f64 {
-    (n + 1) as f64 * (shape.numel() * 4) as f64 / bandwidth * 1e6
+    floor_bytes(shape.numel(), n) / bandwidth * 1e6
+}
+
+/// Bytes the floor reads: `n + 1` passes over an f32 weight of `numel` elements.
+fn floor_bytes(numel: usize, n: usize) -> f64 {
+    (n + 1) as f64 * (numel * 4) as f64
 }
 
 /// The read bandwidth (bytes/s) per thread count that `rows`' floors were computed from, in
@@ -50,7 +55,7 @@ pub fn bandwidths_of(rows: &[Row]) -> Vec<(usize, f64)> {
     let mut out: Vec<(usize, f64)> = Vec::new();
     for row in rows {
         if out.iter().all(|(threads, _)| *threads != row.threads) {
-            let bytes = (row.n + 1) as f64 * (row.numel * 4) as f64;
+            let bytes = floor_bytes(row.numel, row.n);
             out.push((row.threads, bytes / row.floor_us * 1e6));
         }
     }
@@ -82,7 +87,8 @@ pub fn fmt_us(us: f64) -> String {
     format!("{sign}{body}")
 }
 
-fn ratio(ours: f64, theirs: Option<f64>) -> Option<f64> {
+/// `ours / theirs` where `theirs` is a positive reference.
+pub(crate) fn ratio(ours: f64, theirs: Option<f64>) -> Option<f64> {
     theirs.filter(|t| *t > 0.0).map(|t| ours / t)
 }
 

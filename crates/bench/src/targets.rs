@@ -12,7 +12,7 @@
 use std::fmt::Write;
 
 use crate::peers::Record;
-use crate::report::{Row, torch_eval, torch_step};
+use crate::report::{Row, ratio, torch_eval, torch_step};
 use crate::workload::SHAPES;
 
 /// One row held against one limit.
@@ -72,10 +72,6 @@ fn label(row: &Row, what: &str) -> String {
     format!("{} thread(s) {} {what}", row.threads, row.shape)
 }
 
-fn over(ours: f64, theirs: Option<f64>) -> Option<f64> {
-    theirs.filter(|t| *t > 0.0).map(|t| ours / t)
-}
-
 /// The three timed targets over `rows` (one-forward steps only: peers.py's make one).
 pub fn check(rows: &[Row], records: &[Record]) -> Vec<Target> {
     let rows: Vec<&Row> = rows.iter().filter(|r| r.uses == 1).collect();
@@ -83,7 +79,7 @@ pub fn check(rows: &[Row], records: &[Record]) -> Vec<Target> {
         .iter()
         .map(|row| Check {
             row: label(row, &format!("n = {}", row.n)),
-            value: over(row.step.overhead.median_us, torch_step(records, row)),
+            value: ratio(row.step.overhead.median_us, torch_step(records, row)),
             limit: if strict(&row.shape) { 0.2 } else { 0.5 },
         })
         .collect();
@@ -101,7 +97,7 @@ pub fn check(rows: &[Row], records: &[Record]) -> Vec<Target> {
         .filter_map(|row| Some((row, row.eval?)))
         .map(|(row, eval)| Check {
             row: label(row, "eval"),
-            value: over(eval.overhead.median_us, torch_eval(records, row)),
+            value: ratio(eval.overhead.median_us, torch_eval(records, row)),
             limit: 0.1,
         })
         .collect();
@@ -127,6 +123,10 @@ pub fn render(targets: &[Target]) -> String {
     for target in targets {
         let judged: Vec<&Check> = target.checks.iter().filter(|c| c.value.is_some()).collect();
         let misses: Vec<&Check> = target.misses().collect();
+        if target.checks.is_empty() {
+            let _ = writeln!(out, "- {}: no such rows in this run.", target.name);
+            continue;
+        }
         let _ = write!(
             out,
             "- {}: {} of {} rows met",
@@ -277,5 +277,12 @@ mod tests {
         assert_eq!(targets[1].checks[0].value, Some(1.5));
         assert_eq!(targets[1].misses().count(), 0);
         assert_eq!(summary(&targets), "targets: every judged row met");
+        let text = render(&check(&[row(1, "lin256", 1, 1.0, None)], &[]));
+        assert!(
+            text.contains(
+                "SN alone ≤ 2× the floor (Linear 4096², 8192²): no such rows in this run."
+            ),
+            "{text}"
+        );
     }
 }
