@@ -121,8 +121,12 @@ fn replay_steps<L: Module + Forward, const P: usize>(
         let state = access(&mut layer)
             .reparameterization::<SpectralNorm>()
             .context("state")?;
-        state.u.set(read_float(&case["u0"], device)?);
-        state.v.set(read_float(&case["v0"], device)?);
+        state
+            .set_vectors(
+                read_float(&case["u0"], device)?,
+                read_float(&case["v0"], device)?,
+            )
+            .context("u0, v0")?;
     }
     let mut sgd = SgdConfig::new().init();
     let mut steps = Vec::new();

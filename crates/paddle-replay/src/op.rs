@@ -22,8 +22,11 @@ pub fn replay_case(case: &Value, device: &Device) -> Result<Value> {
         .with_power_iters(args["power_iters"].as_u64().context("power_iters")? as usize)
         .with_eps(args["eps"].as_f64().context("eps")?)
         .init_with_dtype(device, dtype)?;
-    op.weight_u.set(read_float(&case["u0"], device)?);
-    op.weight_v.set(read_float(&case["v0"], device)?);
+    op.set_vectors(
+        read_float(&case["u0"], device)?,
+        read_float(&case["v0"], device)?,
+    )
+    .context("u0, v0")?;
     let steps = case["steps"].as_array().context("steps")?;
     let steps = steps
         .iter()
@@ -48,7 +51,7 @@ fn call<const D: usize>(op: &SpectralNormOp, step: &Value, device: &Device) -> R
     Ok(json!({
         "out": encode(out.without_autodiff()),
         "grad_x": encode(grad_x),
-        "u": encode(op.weight_u.get()),
-        "v": encode(op.weight_v.get()),
+        "u": encode(op.weight_u()),
+        "v": encode(op.weight_v()),
     }))
 }

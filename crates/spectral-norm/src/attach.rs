@@ -4,9 +4,14 @@ use burn::module::{Module, ModuleVisitor, Param, Reparameterization, Reparameter
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
-use crate::buffer::Buffer;
+use core::num::NonZeroUsize;
+
+use crate::config::SpectralNormConfig;
+use crate::error::SpectralNormError;
+use crate::estimator::{Estimator, MatrixView, SigmaEstimator};
 use crate::matrix::{Normalization, normalize};
-use crate::{SpectralNorm, SpectralNormConfig, SpectralNormError, Workspace};
+use crate::mode::REPARAMETERIZATION_CONTAINER;
+use crate::reparameterization::SpectralNorm;
 
 /// Attaches spectral normalization to one parameter of `module` and returns the new module;
 /// `module` itself is left as it was, also when an error is returned.
@@ -39,22 +44,22 @@ pub fn spectral_norm<M: Module>(
     module: &M,
     config: &SpectralNormConfig,
 ) -> Result<M, SpectralNormError> {
-    let dim = validate(module, config)?;
+    let (dim, n_power_iterations) = validate(module, config)?;
     let attach = Attach {
         path: &config.name,
-        dim,
-        n_power_iterations: config.n_power_iterations,
+        estimator: Estimator::MatrixView(MatrixView::new(dim)),
+        n_power_iterations,
         eps: config.eps,
     };
     Ok(module.clone().apply_reparameterization(attach))
 }
 
 /// Checks the request in Paddle's order (an existing attachment first, then the iteration
-/// count, then the parameter and its axis) and returns the axis to use.
+/// count, then the parameter and its axis) and returns the axis and the step count to use.
 fn validate<M: Module>(
     module: &M,
     config: &SpectralNormConfig,
-) -> Result<usize, SpectralNormError> {
+) -> Result<(usize, NonZeroUsize), SpectralNormError> {
     let name = || config.name.clone();
     let survey = Survey::run(module, &config.name);
     if let Some(kind) = &survey.attached {
@@ -66,9 +71,8 @@ fn validate<M: Module>(
             },
         });
     }
-    if config.n_power_iterations == 0 {
-        return Err(SpectralNormError::ZeroPowerIterations);
-    }
+    let n_power_iterations = NonZeroUsize::new(config.n_power_iterations)
+        .ok_or(SpectralNormError::ZeroPowerIterations)?;
     if config.eps.is_nan() {
         return Err(SpectralNormError::NanEps);
     }
@@ -105,7 +109,7 @@ fn validate<M: Module>(
             shape: target.shape,
         });
     }
-    Ok(dim)
+    Ok((dim, n_power_iterations))
 }
 
 /// Paddle's `dim=None` rule for Burn's layers, from the type name of the module that owns the
@@ -170,7 +174,7 @@ impl ModuleVisitor for Survey<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         // A reparameterized parameter is visited as its base, followed by its state entered
         // as a module of container type "Reparameterization" named after the state.
-        if container_type == "Reparameterization" && self.is_target(&self.path) {
+        if container_type == REPARAMETERIZATION_CONTAINER && self.is_target(&self.path) {
             self.attached = Some(name.to_string());
         }
         self.path.push(name.to_string());
@@ -187,7 +191,7 @@ impl ModuleVisitor for Survey<'_> {
         let inside_state = self
             .owners
             .iter()
-            .any(|owner| owner == "Reparameterization");
+            .any(|owner| owner == REPARAMETERIZATION_CONTAINER);
         if path == self.target {
             self.inside_state = inside_state;
             self.found = Some(Target {
@@ -203,8 +207,8 @@ impl ModuleVisitor for Survey<'_> {
 /// The reparameterizer: attaches fresh state to the one parameter at `path`.
 struct Attach<'a> {
     path: &'a str,
-    dim: usize,
-    n_power_iterations: usize,
+    estimator: Estimator,
+    n_power_iterations: NonZeroUsize,
     eps: f64,
 }
 
@@ -220,9 +224,7 @@ impl Reparameterizer for Attach<'_> {
             return (param, None);
         }
         let base = param.base();
-        let dims = base.dims();
-        let rows = dims[self.dim];
-        let cols = dims.iter().product::<usize>() / rows;
+        let (rows, cols) = self.estimator.vector_lengths(&base.dims());
         let device = base.clone().without_autodiff().device();
         let options = (&device, base.dtype());
         let rule = Normalization::MaxEps(self.eps);
@@ -232,15 +234,12 @@ impl Reparameterizer for Attach<'_> {
                 rule,
             )
         };
-        let state = SpectralNorm {
-            u: Buffer::new(random(rows)),
-            v: Buffer::new(random(cols)),
-            training: Param::from_bool(true),
-            dim: self.dim,
-            n_power_iterations: self.n_power_iterations,
-            eps: self.eps,
-            workspace: Workspace::default(),
-        };
+        let state = SpectralNorm::new(
+            self.estimator.clone(),
+            (random(rows), random(cols)),
+            self.n_power_iterations,
+            self.eps,
+        );
         (param, Some(state))
     }
 }

@@ -22,7 +22,7 @@ use burn::tensor::{Device, Tensor};
 /// [`valid`](Module::valid), [`fork`](Module::fork), [`to_device`](Module::to_device) and
 /// every [`map`](Module::map) (optimizer steps, record loads) produce an independent buffer.
 #[derive(Debug, Clone)]
-pub struct Buffer<const D: usize> {
+pub(crate) struct Buffer<const D: usize> {
     id: ParamId,
     value: Arc<Stamped<D>>,
 }
@@ -78,7 +78,7 @@ impl<const D: usize> Buffer<D> {
 
     /// Runs `update` on the value while holding the buffer's lock, so that read-modify-write
     /// sequences on the same buffer never interleave. Counts as a write: the stamp changes.
-    pub(crate) fn update<R>(&self, update: impl FnOnce(&mut Tensor<D>) -> R) -> R {
+    pub fn update<R>(&self, update: impl FnOnce(&mut Tensor<D>) -> R) -> R {
         let mut stored = self.lock();
         // Declared after the lock: dropped first, so the stamp changes before the lock is
         // released, also when `update` panics.
@@ -87,8 +87,7 @@ impl<const D: usize> Buffer<D> {
     }
 
     /// The current value and its stamp, read together.
-    #[cfg_attr(not(feature = "flex"), allow(dead_code))] // read by the flex eval cache
-    pub(crate) fn get_stamped(&self) -> (Tensor<D>, u64) {
+    pub fn get_stamped(&self) -> (Tensor<D>, u64) {
         let stored = self.lock();
         (stored.clone(), self.value.stamp.load(Ordering::Acquire))
     }
@@ -96,14 +95,8 @@ impl<const D: usize> Buffer<D> {
     /// A number that changes with every write to this buffer (and its clones, which share the
     /// value) and differs between buffers: equal stamps mean an unchanged value. Reading it takes
     /// no lock.
-    #[cfg_attr(not(feature = "flex"), allow(dead_code))] // read by the flex eval cache
-    pub(crate) fn stamp(&self) -> u64 {
+    pub fn stamp(&self) -> u64 {
         self.value.stamp.load(Ordering::Acquire)
-    }
-
-    /// The identifier under which records store this buffer.
-    pub fn id(&self) -> ParamId {
-        self.id
     }
 
     fn lock(&self) -> MutexGuard<'_, Tensor<D>> {

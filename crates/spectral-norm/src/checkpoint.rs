@@ -29,8 +29,9 @@ use thiserror::Error;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
-use crate::SpectralNorm;
+use crate::mode::REPARAMETERIZATION_CONTAINER;
 use crate::pdparams::{self, PdArray};
+use crate::reparameterization::SpectralNorm;
 
 /// Which framework wrote (or will read) a checkpoint, and so its key names and layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,7 +329,7 @@ struct NormalizedPaths {
 
 impl ModuleVisitor for NormalizedPaths {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        if container_type == "Reparameterization" && name == SpectralNorm::NAME {
+        if container_type == REPARAMETERIZATION_CONTAINER && name == SpectralNorm::NAME {
             self.found.push(self.path.join("."));
         }
         self.path.push(name.to_string());

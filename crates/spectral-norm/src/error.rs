@@ -77,6 +77,18 @@ pub enum SpectralNormError {
         shape: Vec<usize>,
     },
 
+    /// A vector handed to [`SpectralNorm::set_vectors`](crate::SpectralNorm::set_vectors) does
+    /// not have the stored vector's length.
+    #[error("{vector} must have {expected} elements to fit the weight, got {got}")]
+    VectorLength {
+        /// `"u"` or `"v"`.
+        vector: &'static str,
+        /// The stored vector's length.
+        expected: usize,
+        /// The given vector's length.
+        got: usize,
+    },
+
     /// The op form was given a weight shape or axis it cannot handle.
     #[error("spectral norm op: {0}")]
     InvalidOp(String),

@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
-use crate::SpectralNormError;
+use crate::error::SpectralNormError;
 use crate::matrix::{Normalization, mat_vec, matrix, power_iterate};
 
 /// The largest singular value of `weight`'s matrix view along `dim` (axis `dim` first, the

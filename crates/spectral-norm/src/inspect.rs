@@ -1,10 +1,9 @@
 //! Reading the spectral-norm state without advancing it.
 
-use burn::module::{Param, Reparameterization};
+use burn::module::Param;
 use burn::prelude::*;
 
-use crate::SpectralNorm;
-use crate::matrix::{matrix, sigma};
+use crate::reparameterization::SpectralNorm;
 
 /// What a spectrally normalized parameter currently holds, read without running the power
 /// iteration and without gradient tracking.
@@ -12,11 +11,12 @@ use crate::matrix::{matrix, sigma};
 pub struct SpectralNormSnapshot<const D: usize> {
     /// `σ = u·(W v)` from the stored vectors: the current estimate of `W`'s top singular value.
     pub sigma: f64,
-    /// The stored left vector, `[h]`.
+    /// The stored left vector, `[h]`, in the weight's dtype and on its device.
     pub u: Tensor<1>,
-    /// The stored right vector, `[w]`.
+    /// The stored right vector, `[w]`, in the weight's dtype and on its device.
     pub v: Tensor<1>,
-    /// The weight the layer uses in evaluation mode: `W / σ`.
+    /// The weight the layer uses in evaluation mode, `W / σ`, computed exactly as evaluation
+    /// mode computes it (the same path, the same σ).
     pub weight: Tensor<D>,
     /// The axis used as matrix rows.
     pub dim: usize,
@@ -41,17 +41,13 @@ pub struct SpectralNormSnapshot<const D: usize> {
 pub fn inspect<const D: usize>(param: &Param<Tensor<D>>) -> Option<SpectralNormSnapshot<D>> {
     let state = param.reparameterization::<SpectralNorm>()?;
     let weight = param.base().without_autodiff();
-    let weight_matrix = matrix(weight.clone(), state.dim);
-    let device = weight.device();
-    let u = state.u.get().to_device(&device);
-    let v = state.v.get().to_device(&device);
-    let sigma = sigma(weight_matrix, u.clone(), v.clone());
+    let (device, dtype) = (weight.device(), weight.dtype());
+    let (sigma, normalized) = state.snapshot(weight);
     Some(SpectralNormSnapshot {
-        sigma: sigma.clone().into_scalar::<f64>(),
-        u,
-        v,
-        // Exactly what the layer uses in evaluation mode.
-        weight: state.apply(weight),
-        dim: state.dim,
+        sigma,
+        u: state.u().to_device(&device).cast(dtype),
+        v: state.v().to_device(&device).cast(dtype),
+        weight: normalized,
+        dim: state.dim(),
     })
 }

@@ -82,6 +82,7 @@
 
 #![deny(missing_docs)]
 
+mod accel;
 mod attach;
 mod buffer;
 #[cfg(feature = "store")]
@@ -89,6 +90,9 @@ pub mod checkpoint;
 mod config;
 mod error;
 mod estimate;
+mod estimator;
+#[cfg(all(test, feature = "flex"))]
+mod fast_path_tests;
 #[cfg(feature = "flex")]
 mod flex;
 mod inspect;
@@ -99,10 +103,9 @@ mod op;
 pub mod pdparams;
 mod remove;
 mod reparameterization;
-mod workspace;
+mod scratch;
 
 pub use attach::{default_dim, spectral_norm};
-pub use buffer::Buffer;
 pub use config::SpectralNormConfig;
 pub use error::SpectralNormError;
 pub use estimate::{largest_singular_value, sigma_from_vectors};
@@ -111,7 +114,6 @@ pub use mode::set_power_iteration;
 pub use op::{SpectralNormOp, SpectralNormOpConfig, spectral_norm_op};
 pub use remove::remove_spectral_norm;
 pub use reparameterization::SpectralNorm;
-pub use workspace::Workspace;
 
 /// The README's Rust examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

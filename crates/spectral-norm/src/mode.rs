@@ -2,7 +2,7 @@
 
 use burn::module::{Flag, Module, ModuleMapper, Param, Reparameterization};
 
-use crate::SpectralNorm;
+use crate::reparameterization::SpectralNorm;
 
 /// Turns the power iteration of every spectral-norm state in `module` on or off, leaving
 /// everything else (autodiff, other modules' training flags, trainability) as it is.
@@ -32,15 +32,19 @@ pub fn set_power_iteration<M: Module>(module: M, enabled: bool) -> M {
     })
 }
 
-/// Sets the `training` flag of states entered under the name [`SpectralNorm::NAME`].
+/// Sets the flag of every [`SpectralNorm`] state: a module entered as the reparameterization
+/// named [`SpectralNorm::NAME`] (a user's own field that happens to have that name is not
+/// one).
 struct SetTrainingFlag {
     enabled: bool,
-    path: Vec<String>,
+    /// The modules entered so far: `(name, container type)`.
+    path: Vec<(String, String)>,
 }
 
 impl ModuleMapper for SetTrainingFlag {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path
+            .push((name.to_string(), container_type.to_string()));
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -48,10 +52,18 @@ impl ModuleMapper for SetTrainingFlag {
     }
 
     fn map_flag(&mut self, flag: Param<Flag>) -> Param<Flag> {
-        // The flag is the `training` field of a state entered as `<param>.spectral_norm`.
-        match self.path.iter().rev().nth(1) {
-            Some(owner) if owner == SpectralNorm::NAME => flag.with_value(self.enabled),
-            _ => flag,
+        // The state's only flag is its `training` field: entered as the last module, inside
+        // the state.
+        let inside_state = self.path.iter().rev().nth(1).is_some_and(|(name, kind)| {
+            name == SpectralNorm::NAME && kind == REPARAMETERIZATION_CONTAINER
+        });
+        if inside_state {
+            flag.with_value(self.enabled)
+        } else {
+            flag
         }
     }
 }
+
+/// The container type Burn reports when it enters a parameter's reparameterization state.
+pub(crate) const REPARAMETERIZATION_CONTAINER: &str = "Reparameterization";

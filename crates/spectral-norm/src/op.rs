@@ -5,8 +5,8 @@ use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
 
-use crate::SpectralNormError;
 use crate::buffer::Buffer;
+use crate::error::SpectralNormError;
 use crate::matrix::{Normalization, divide, matrix, power_iterate, sigma};
 
 /// Configuration of [`SpectralNormOp`], with `paddle.nn.SpectralNorm`'s arguments and defaults.
@@ -48,17 +48,17 @@ pub struct SpectralNormOpConfig {
 #[derive(Module, Debug)]
 pub struct SpectralNormOp {
     /// The left vector, `[weight_shape[dim]]`, drawn from N(0, 1) and not normalized.
-    pub weight_u: Buffer<1>,
+    weight_u: Buffer<1>,
     /// The right vector, `[numel / weight_shape[dim]]`, drawn from N(0, 1), not normalized.
-    pub weight_v: Buffer<1>,
+    weight_v: Buffer<1>,
     /// The weight shape the op accepts.
-    pub weight_shape: Vec<usize>,
+    weight_shape: Vec<usize>,
     /// Axis that becomes the matrix rows.
-    pub dim: usize,
+    dim: usize,
     /// Power-iteration steps per call.
-    pub power_iters: usize,
+    power_iters: usize,
     /// Additive eps, already rounded to `f32`.
-    pub eps: f64,
+    eps: f64,
 }
 
 impl SpectralNormOpConfig {
@@ -112,6 +112,71 @@ impl SpectralNormOpConfig {
 }
 
 impl SpectralNormOp {
+    /// The left start vector, `[weight_shape[dim]]`.
+    pub fn weight_u(&self) -> Tensor<1> {
+        self.weight_u.get()
+    }
+
+    /// The right start vector, `[numel / weight_shape[dim]]`.
+    pub fn weight_v(&self) -> Tensor<1> {
+        self.weight_v.get()
+    }
+
+    /// The weight shape the op accepts.
+    pub fn weight_shape(&self) -> &[usize] {
+        &self.weight_shape
+    }
+
+    /// The axis that becomes the matrix rows.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Power-iteration steps per call.
+    pub fn power_iters(&self) -> usize {
+        self.power_iters
+    }
+
+    /// The additive eps, rounded to `f32` as Paddle's attribute is.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
+    /// Replaces the start vectors (Paddle's `weight_u`, `weight_v` from elsewhere).
+    ///
+    /// ```
+    /// use burn::prelude::*;
+    /// use spectral_norm::SpectralNormOpConfig;
+    ///
+    /// let device = Device::flex();
+    /// let op = SpectralNormOpConfig::new(vec![2, 3]).init(&device).unwrap();
+    /// let u = Tensor::<1>::from_data([1.0, 0.0], &device);
+    /// op.set_vectors(u.clone(), Tensor::ones([3], &device)).unwrap();
+    /// assert!(op.set_vectors(u, Tensor::ones([2], &device)).is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`SpectralNormError::VectorLength`] when a length does not fit the weight shape;
+    /// nothing is changed then.
+    pub fn set_vectors(&self, u: Tensor<1>, v: Tensor<1>) -> Result<(), SpectralNormError> {
+        for (name, stored, new) in [
+            ("u", self.weight_u.get(), &u),
+            ("v", self.weight_v.get(), &v),
+        ] {
+            if stored.dims() != new.dims() {
+                return Err(SpectralNormError::VectorLength {
+                    vector: name,
+                    expected: stored.dims()[0],
+                    got: new.dims()[0],
+                });
+            }
+        }
+        self.weight_u.set(u);
+        self.weight_v.set(v);
+        Ok(())
+    }
+
     /// Returns `weight / σ`.
     ///
     /// # Errors

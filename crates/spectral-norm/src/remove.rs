@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 
-use crate::set_power_iteration;
+use crate::mode::set_power_iteration;
 
 /// Replaces every spectrally normalized weight of `module` with a plain parameter holding
 /// `W / σ` as evaluation mode computes it (no power iteration), and drops `u` and `v`.

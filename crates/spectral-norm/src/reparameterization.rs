@@ -1,13 +1,18 @@
 //! The spectral-norm state attached to a weight: the Burn [`Reparameterization`] that turns the
-//! stored `W` into `W / σ` on every use.
+//! stored `W` into `W / σ` on every use. It alone decides the mode, holds the lock and writes
+//! `u` and `v`; how σ is estimated is its [`Estimator`]'s business.
+
+use core::num::NonZeroUsize;
 
 use burn::module::Flag;
 use burn::module::{Module, Param, Reparameterization};
 use burn::prelude::*;
 
-use crate::Workspace;
+use crate::accel::Storage;
 use crate::buffer::Buffer;
-use crate::matrix::{Normalization, divide, matrix, power_iterate, sigma};
+use crate::error::SpectralNormError;
+use crate::estimator::{Estimate, Estimator, SigmaEstimator};
+use crate::scratch::Scratch;
 
 /// Spectral normalization state of one weight, attached by [`spectral_norm`](crate::spectral_norm).
 ///
@@ -20,82 +25,228 @@ use crate::matrix::{Normalization, divide, matrix, power_iterate, sigma};
 /// `n_power_iterations` steps without gradient, stores the new `u`, `v`, and computes
 /// `σ = u·(W v)` with `u`, `v` constant, so the gradient reaches `W` through `σ`.
 /// Evaluation mode: no iteration; `σ` comes from the stored vectors.
+///
+/// Reach it through the parameter:
+///
+/// ```
+/// use burn::nn::LinearConfig;
+/// use burn::prelude::*;
+/// use spectral_norm::{SpectralNorm, SpectralNormConfig, spectral_norm};
+///
+/// let device = Device::flex();
+/// let layer = spectral_norm(&LinearConfig::new(4, 3).init(&device), &SpectralNormConfig::new()).unwrap();
+/// let state = layer.weight.reparameterization::<SpectralNorm>().unwrap();
+/// assert_eq!((state.dim(), state.n_power_iterations().get()), (1, 1));
+/// assert_eq!(state.u().dims(), [3]);
+/// ```
 #[derive(Module, Debug)]
 pub struct SpectralNorm {
     /// Left singular vector estimate, `[h]`.
-    pub u: Buffer<1>,
+    u: Buffer<1>,
     /// Right singular vector estimate, `[w]`.
-    pub v: Buffer<1>,
+    v: Buffer<1>,
     /// Whether training behaviour (power iteration) is enabled.
-    pub training: Param<Flag>,
-    /// Axis of the weight that becomes the matrix rows.
-    pub dim: usize,
+    training: Param<Flag>,
     /// Power-iteration steps per training-mode use of the weight.
-    pub n_power_iterations: usize,
+    #[module(skip)]
+    n_power_iterations: NonZeroUsize,
     /// Lower bound on a vector norm in `x / max(‖x‖, eps)`.
-    pub eps: f64,
-    /// Scratch memory of the fast path (not saved).
-    pub workspace: Workspace,
+    eps: f64,
+    /// How σ is estimated.
+    #[module(skip)]
+    estimator: Estimator,
+    /// Memory kept between uses (not saved).
+    scratch: Scratch,
 }
 
 impl Reparameterization for SpectralNorm {
     const NAME: &'static str = "spectral_norm";
 
     fn apply<const D: usize>(&self, base: Tensor<D>) -> Tensor<D> {
-        #[cfg(feature = "flex")]
-        if let Some(normalized) = crate::flex::apply(self, &base) {
-            return normalized;
+        if self.is_training(&base) {
+            let estimate = self.advance(&base);
+            self.divide(base, &estimate)
+        } else if base.is_autodiff() {
+            // Power iteration off on the training device: the stored vectors, and a gradient.
+            self.divide(base, &self.stored())
+        } else {
+            self.evaluate(base)
         }
-        self.apply_generic(base)
     }
 }
 
 impl SpectralNorm {
-    /// The backend-independent computation, in Burn tensor operations.
-    pub(crate) fn apply_generic<const D: usize>(&self, base: Tensor<D>) -> Tensor<D> {
-        let weight_matrix = matrix(base.clone(), self.dim);
-        let (u, v) = if self.is_training(&base) {
-            self.advance(&weight_matrix)
-        } else {
-            self.vectors(&weight_matrix)
-        };
-        divide(base, sigma(weight_matrix, u, v))
+    /// Fresh state for `estimator` from start vectors `u` and `v` (gradient tracking removed).
+    pub(crate) fn new(
+        estimator: Estimator,
+        (u, v): (Tensor<1>, Tensor<1>),
+        n_power_iterations: NonZeroUsize,
+        eps: f64,
+    ) -> Self {
+        Self {
+            u: Buffer::new(u),
+            v: Buffer::new(v),
+            training: Param::from_bool(true),
+            n_power_iterations,
+            eps,
+            estimator,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// The stored left vector `u`, `[h]`.
+    pub fn u(&self) -> Tensor<1> {
+        self.u.get()
+    }
+
+    /// The stored right vector `v`, `[w]`.
+    pub fn v(&self) -> Tensor<1> {
+        self.v.get()
+    }
+
+    /// The axis of the weight that becomes the matrix rows.
+    pub fn dim(&self) -> usize {
+        match &self.estimator {
+            Estimator::MatrixView(view) => view.dim(),
+        }
+    }
+
+    /// Power-iteration steps per training-mode use of the weight.
+    pub fn n_power_iterations(&self) -> NonZeroUsize {
+        self.n_power_iterations
+    }
+
+    /// The lower bound on a vector norm in `x / max(‖x‖, eps)`.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
+    /// Whether training-mode uses run the power iteration (see
+    /// [`set_power_iteration`](crate::set_power_iteration)).
+    pub fn is_iterating(&self) -> bool {
+        self.training.is_enabled()
+    }
+
+    /// Replaces both vectors, as a record load would: for restoring a state from elsewhere
+    /// (another framework's checkpoint, a recorded test case). Clones share the change.
+    ///
+    /// ```
+    /// use burn::nn::LinearConfig;
+    /// use burn::prelude::*;
+    /// use spectral_norm::{SpectralNorm, SpectralNormConfig, inspect, spectral_norm};
+    ///
+    /// let device = Device::flex();
+    /// let layer = spectral_norm(&LinearConfig::new(2, 2).init(&device), &SpectralNormConfig::new()).unwrap();
+    /// let state = layer.weight.reparameterization::<SpectralNorm>().unwrap();
+    /// let e0 = Tensor::<1>::from_data([1.0, 0.0], &device);
+    /// state.set_vectors(e0.clone(), e0.clone()).unwrap();
+    /// assert!(state.set_vectors(e0.clone(), Tensor::zeros([3], &device)).is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`SpectralNormError::VectorLength`] when a length differs from the stored vector's;
+    /// nothing is changed then.
+    pub fn set_vectors(&self, u: Tensor<1>, v: Tensor<1>) -> Result<(), SpectralNormError> {
+        for (name, stored, new) in [("u", self.u.get(), &u), ("v", self.v.get(), &v)] {
+            if stored.dims() != new.dims() {
+                return Err(SpectralNormError::VectorLength {
+                    vector: name,
+                    expected: stored.dims()[0],
+                    got: new.dims()[0],
+                });
+            }
+        }
+        self.u.update(|stored_u| {
+            self.v.set(v);
+            *stored_u = u.detach();
+        });
+        Ok(())
     }
 
     /// Whether a use of `weight` runs the power iteration: Burn's rule for modules with
     /// training behaviour (as in `BatchNorm`), an autodiff device and an enabled flag.
-    pub fn is_training<const D: usize>(&self, weight: &Tensor<D>) -> bool {
+    fn is_training<const D: usize>(&self, weight: &Tensor<D>) -> bool {
         weight.is_autodiff() && self.training.is_enabled()
     }
 
-    /// The stored vectors as constants for `weight_matrix`: on its inner (non-autodiff) device
-    /// and in its dtype.
-    fn vectors(&self, weight_matrix: &Tensor<2>) -> (Tensor<1>, Tensor<1>) {
-        (
-            self.conform(self.u.get(), weight_matrix),
-            self.conform(self.v.get(), weight_matrix),
-        )
+    fn stored(&self) -> Estimate {
+        Estimate {
+            u: self.u.get(),
+            v: self.v.get(),
+            sigma: None,
+        }
     }
 
-    fn conform(&self, vector: Tensor<1>, weight_matrix: &Tensor<2>) -> Tensor<1> {
-        let device = weight_matrix.clone().without_autodiff().device();
-        vector.to_device(&device).cast(weight_matrix.dtype())
-    }
-
-    /// Runs the power iteration on a gradient-free copy of the matrix and stores the result.
+    /// Runs the power iteration on the weight without gradient and stores the result.
     ///
     /// `u`'s lock is held from reading it to storing the new pair: concurrent forwards then
     /// behave as if run one after another, and the stored `u`, `v` always belong together.
-    fn advance(&self, weight_matrix: &Tensor<2>) -> (Tensor<1>, Tensor<1>) {
-        let constant = weight_matrix.clone().without_autodiff();
-        let rule = Normalization::MaxEps(self.eps);
+    fn advance<const D: usize>(&self, base: &Tensor<D>) -> Estimate {
+        let constant = base.clone().without_autodiff();
         self.u.update(|stored_u| {
-            let u = self.conform(stored_u.clone(), weight_matrix);
-            let v = self.conform(self.v.get(), weight_matrix);
-            let (u, v) = power_iterate(&constant, u, v, self.n_power_iterations, rule);
-            self.v.set(v.clone());
-            *stored_u = u.clone();
-            (u, v)
+            let estimate = self.estimator.iterate(
+                &constant,
+                stored_u.clone(),
+                self.n_power_iterations,
+                self.eps,
+            );
+            self.v.set(estimate.v.clone());
+            *stored_u = estimate.u.clone();
+            estimate
         })
+    }
+
+    /// `W / σ` for a training-device use, written into kept storage where it can be.
+    fn divide<const D: usize>(&self, base: Tensor<D>, estimate: &Estimate) -> Tensor<D> {
+        let (len, dtype) = (base.shape().num_elements(), base.dtype());
+        let divided = self
+            .estimator
+            .divide(base, estimate, || self.scratch.take(len, dtype));
+        if let Some(storage) = divided.storage {
+            self.scratch.keep(storage);
+        }
+        divided.weight
+    }
+
+    /// Evaluation: `W / σ` from the stored vectors, served again while `W` is the very same
+    /// tensor and neither vector's buffer was written (a hit reads only the buffers' stamps).
+    fn evaluate<const D: usize>(&self, base: Tensor<D>) -> Tensor<D> {
+        if let Some(hit) = self.scratch.cached(&base, self.u.stamp(), self.v.stamp())
+            && let Some(weight) = hit.tensor::<D>()
+        {
+            return weight;
+        }
+        let (u, u_stamp) = self.u.get_stamped();
+        let (v, v_stamp) = self.v.get_stamped();
+        let (len, dtype) = (base.shape().num_elements(), base.dtype());
+        let weight = Storage::of(&base);
+        let estimate = Estimate { u, v, sigma: None };
+        let divided = self
+            .estimator
+            .divide(base, &estimate, || self.scratch.take(len, dtype));
+        if let (Some(output), Some(weight)) = (divided.storage, weight) {
+            self.scratch.keep_eval(weight, u_stamp, v_stamp, output);
+        }
+        divided.weight
+    }
+
+    /// σ from the stored vectors and the weight that evaluation mode uses, `W / σ`, computed
+    /// as evaluation computes them, without advancing or caching anything.
+    pub(crate) fn snapshot<const D: usize>(&self, base: Tensor<D>) -> (f64, Tensor<D>) {
+        let base = base.without_autodiff();
+        let mut estimate = self.stored();
+        let sigma = self.estimator.sigma(&base, &estimate.u, &estimate.v);
+        estimate.sigma = Some(sigma);
+        (
+            sigma,
+            self.estimator.divide(base, &estimate, || None).weight,
+        )
+    }
+
+    /// How many outputs' storage is kept (for tests).
+    #[cfg(all(test, feature = "flex"))]
+    pub(crate) fn kept_outputs(&self) -> usize {
+        self.scratch.kept()
     }
 }

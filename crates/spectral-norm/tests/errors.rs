@@ -83,8 +83,12 @@ fn non_finite(record: &Value) {
         .weight
         .reparameterization::<spectral_norm::SpectralNorm>()
         .unwrap();
-    state.u.set(f32_tensor(read("u0"), vec![4]));
-    state.v.set(f32_tensor(read("v0"), vec![3]));
+    state
+        .set_vectors(
+            f32_tensor(read("u0"), vec![4]),
+            f32_tensor(read("v0"), vec![3]),
+        )
+        .unwrap();
 
     // One training forward, as Paddle ran; then the same weight again without iterating
     // (bitwise the one that forward used) for the gradient of sum(weight * ones).
@@ -240,11 +244,8 @@ fn check(record: &Value) {
         }
         "op_layer_state" => {
             let op = SpectralNormOpConfig::new(vec![3, 4]).init(&device).unwrap();
-            assert_eq!(
-                (op.weight_u.get().dims(), op.weight_v.get().dims()),
-                ([3], [4])
-            );
-            let norm_u = norm(&values(op.weight_u.get()));
+            assert_eq!((op.weight_u().dims(), op.weight_v().dims()), ([3], [4]));
+            let norm_u = norm(&values(op.weight_u()));
             assert!(
                 norm_u > 0.0 && (norm_u - 1.0).abs() > 1e-6,
                 "N(0,1) draws, not normalized"

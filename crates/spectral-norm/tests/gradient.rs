@@ -120,7 +120,7 @@ fn op_gradient_is_the_true_gradient_not_paddles_kernel() {
         .with_power_iters(0) // σ from the stored vectors exactly: u, v are known constants
         .init_with_dtype(&device, burn::tensor::DType::F64)
         .unwrap();
-    let (u, v) = (values(op.weight_u.get()), values(op.weight_v.get()));
+    let (u, v) = (values(op.weight_u()), values(op.weight_v()));
     let x = f64_tensor(w.clone(), shape, &device).require_grad();
     let out = op.forward(x.clone()).unwrap();
     let grads = (out * f64_tensor(g.clone(), shape, &device))

@@ -2,6 +2,7 @@
 
 mod common;
 
+use burn::module::Flag;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -9,7 +10,8 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use common::*;
 use spectral_norm::{
-    SpectralNormConfig, inspect, remove_spectral_norm, set_power_iteration, spectral_norm,
+    SpectralNorm, SpectralNormConfig, inspect, remove_spectral_norm, set_power_iteration,
+    spectral_norm,
 };
 
 fn normalized_linear(device: &Device) -> Linear {
@@ -291,6 +293,105 @@ fn vectors_take_the_weight_dtype() {
     assert_eq!(state.u.dtype(), DType::F64);
     assert_eq!(state.v.dtype(), DType::F64);
     assert!((norm(&values(state.u)) - 1.0).abs() < 1e-15);
+}
+
+/// `inspect` gives the vectors in the weight's dtype, whatever they were stored in, and exactly
+/// the weight that evaluation uses, with the σ it divides by.
+#[test]
+fn inspect_reports_what_evaluation_uses() {
+    let device = device();
+    for dtype in [DType::F32, DType::F64] {
+        let layer = LinearConfig::new(6, 5).init(&device);
+        let weight = Tensor::from_data(
+            TensorData::new(pseudo_random(30, 4), [6, 5]),
+            (&device, dtype),
+        );
+        let layer = Linear {
+            weight: Param::from_tensor(weight),
+            ..layer
+        };
+        let layer = spectral_norm(&layer, &SpectralNormConfig::new()).unwrap();
+        let state = layer.weight.reparameterization::<SpectralNorm>().unwrap();
+        // Vectors from elsewhere in another dtype (an f32 checkpoint of an f64 model).
+        let other = if dtype == DType::F32 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let vector = |len, seed| {
+            Tensor::<1>::from_data(
+                TensorData::new(pseudo_random(len, seed), [len]),
+                (&device, other),
+            )
+        };
+        state.set_vectors(vector(5, 5), vector(6, 6)).unwrap();
+
+        let snapshot = inspect(&layer.weight).unwrap();
+        assert_eq!((snapshot.u.dtype(), snapshot.v.dtype()), (dtype, dtype));
+        let eval = layer.valid().weight.val();
+        assert_eq!(
+            values(snapshot.weight.clone()),
+            values(eval),
+            "{dtype:?}: bitwise the eval weight"
+        );
+        let w = values(layer.weight.base());
+        let rescaled: Vec<f64> = values(snapshot.weight)
+            .iter()
+            .map(|x| x * snapshot.sigma)
+            .collect();
+        let tolerance = if dtype == DType::F32 { 1e-6 } else { 1e-14 };
+        for (a, b) in rescaled.iter().zip(&w) {
+            assert!(
+                (a - b).abs() <= tolerance * b.abs().max(1e-3),
+                "{dtype:?}: W/σ · σ = W"
+            );
+        }
+        // σ = u·(W v) from the stored vectors, in f64.
+        let m = matrix_view(&w, &[6, 5], 1);
+        let (u, v) = (values(snapshot.u), values(snapshot.v));
+        let expected: f64 = (0..5)
+            .map(|i| u[i] * (0..6).map(|j| m[(i, j)] * v[j]).sum::<f64>())
+            .sum();
+        assert!(
+            (snapshot.sigma - expected).abs() <= 10.0 * tolerance * expected.abs(),
+            "{dtype:?}: σ"
+        );
+    }
+}
+
+/// A module of the user's that happens to be called `spectral_norm` and has a training flag is
+/// not a spectral-norm state: `set_power_iteration` leaves its flag alone.
+#[derive(Module, Debug)]
+struct Gate {
+    training: Param<Flag>,
+}
+
+#[derive(Module, Debug)]
+struct Block {
+    spectral_norm: Gate,
+    fc: Linear,
+}
+
+#[test]
+fn set_power_iteration_changes_only_spectral_norm_states() {
+    let device = device();
+    let block = Block {
+        spectral_norm: Gate {
+            training: Param::from_bool(true),
+        },
+        fc: normalized_linear(&device),
+    };
+    let block = set_power_iteration(block, false);
+    assert!(block.spectral_norm.training.is_enabled(), "the user's flag");
+    let state = block
+        .fc
+        .weight
+        .reparameterization::<SpectralNorm>()
+        .unwrap();
+    assert!(!state.is_iterating());
+    let u = u_of(&block.fc);
+    let _ = block.fc.forward(input(&device));
+    assert_eq!(u_of(&block.fc), u, "no iteration");
 }
 
 /// `W / σ` with `σ = u·(M v)` from the layer's stored W, u and v, in f64 with nalgebra.

@@ -10,10 +10,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::Element;
 
 use super::gradient::{Swapped, backward_in_place, backward_swapped_in_place};
-use super::kernels::{Real, View};
+use super::real::Real;
+use super::view::View;
 
 /// What the backward needs: `W` (shared, not copied), the vectors and σ of this use.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ struct DivideBySigma<T>(PhantomData<T>);
 
 impl<T> Backward<Flex, 1> for DivideBySigma<T>
 where
-    T: Real + Element + bytemuck::Pod + core::fmt::Debug,
+    T: Real,
 {
     type State = Saved<T>;
 
@@ -99,7 +99,7 @@ pub(super) fn divide_by_sigma<T>(
     dim: usize,
 ) -> FloatTensor<Autodiff<Flex>>
 where
-    T: Real + Element + bytemuck::Pod + core::fmt::Debug,
+    T: Real,
 {
     let prep = DivideBySigma::<T>(PhantomData)
         .prepare::<NoCheckpointing>([weight.node()])

@@ -9,7 +9,10 @@
 
 use rayon::prelude::*;
 
-use super::kernels::{Real, View, correct, correct_loop, dot, map_ranges, ranges, with_avx2};
+use super::parallel::{map_ranges, ranges};
+use super::real::Real;
+use super::simd::{correct, correct_loop, dot, with_avx2};
+use super::view::View;
 
 /// A gradient stored with the weight's first two axes swapped: `G[b, a, r]` (weight shape
 /// `[s0, s1, …]`, `r` running over the remaining axes, `len` of them) lives at

@@ -1,76 +1,214 @@
-//! The fast path on Burn's Flex backend (feature `flex`, on by default): the same semantics as
-//! the generic path in `matrix.rs`, computed on the weight's own storage.
+//! The fast path on Burn's Flex backend (feature `flex`, on by default): pure functions that
+//! compute what the generic path in `matrix.rs` computes, on the weight's own storage. They
+//! know nothing of the spectral-norm state: the state decides the mode, holds the lock and
+//! stores the vectors; these functions only read their arguments and return results. Each
+//! returns `None` where it does not apply (another backend, a dtype other than f32/f64, a
+//! weight that does not start its storage contiguously, vectors of the wrong length), and the
+//! caller then takes the generic path.
 //!
-//! Per training-mode use: `n` sweeps over `W` for the power iteration (`n + 1` when `dim = 0`), σ
-//! from the last normalization, one read and one write for `W / σ` into reused storage (each of
-//! a step's uses keeps its own, so a discriminator's real and fake passes allocate nothing) that
-//! starts on a cache line (and from 2 MiB on Linux, advised for transparent huge pages;
-//! streaming stores for weights beyond the cache), and a backward that reads `G` and `W` once
-//! and overwrites `G` with the result in the layout `G` came in (a convolution's weight gradient
-//! is a swapped-axes view, corrected where it lies rather than copied). In eval mode `W / σ` is
-//! cached while `W` is the very same tensor and neither vector's buffer was written (each write
-//! changes the buffer's stamp). Anything else (other backends, dtypes other than f32/f64,
-//! non-contiguous weights, gradient checkpointing) takes the generic path.
+//! Per training-mode use: `n` sweeps over `W` for the power iteration (`n + 1` when `dim = 0`),
+//! σ from the last normalization, one read and one write for `W / σ` into storage that the
+//! caller may hand back from an earlier use (storage of our own starts on a cache line, and
+//! from 2 MiB on Linux spans huge pages; streaming stores for weights beyond the cache), and a
+//! backward that reads `G` and `W` once and overwrites `G` with the result in the layout `G`
+//! came in (a convolution's weight gradient is a swapped-axes view, corrected where it lies
+//! rather than copied).
 
 mod aligned;
 mod autodiff;
+mod divide;
 mod gradient;
-pub(crate) mod kernels;
+mod parallel;
+mod power;
+mod real;
+mod simd;
 mod streaming;
-mod workspace;
+mod view;
 
-use burn::backend::flex::FlexTensor;
+use core::num::NonZeroUsize;
+
+use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::{DType, Element, Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 
-use crate::reparameterization::SpectralNorm;
-use kernels::{Estimate, Real, View};
-pub(crate) use workspace::FlexWorkspace;
+use real::Real;
+use view::View;
 
-/// `W / σ` for `base` if the fast path applies, else `None` for the generic path.
-///
-/// The eval-mode cache hit is the path to keep short: after the autodiff check it converts
-/// `base` and reads everything else from the Flex tensor itself.
-pub(crate) fn apply<const D: usize>(sn: &SpectralNorm, base: &Tensor<D>) -> Option<Tensor<D>> {
-    if base.is_autodiff() {
-        return match base.dtype() {
-            DType::F32 => training::<f32, D>(sn, base),
-            DType::F64 => training::<f64, D>(sn, base),
-            _ => None,
-        };
-    }
-    let weight = base.clone().try_into_primitive::<Flex>().ok()?;
+#[cfg(test)]
+pub(crate) use aligned::{ALLOCATIONS, CACHE_LINE};
+
+/// `(u, v, σ)` after `iterations` power-iteration steps from `u` on the matrix view of
+/// `weight` along `dim`, with `σ = u·(W v)` taken from the last normalization.
+pub(crate) fn iterate<const D: usize>(
+    weight: &Tensor<D>,
+    dim: usize,
+    u: &Tensor<1>,
+    iterations: NonZeroUsize,
+    eps: f64,
+) -> Option<(Tensor<1>, Tensor<1>, f64)> {
+    let weight = flex(weight)?;
     match weight.dtype() {
-        DType::F32 => eval::<f32>(sn, weight),
-        DType::F64 => eval::<f64>(sn, weight),
+        DType::F32 => iterate_as::<f32>(&weight, dim, u, iterations, eps),
+        DType::F64 => iterate_as::<f64>(&weight, dim, u, iterations, eps),
         _ => None,
     }
-    .map(Tensor::from_primitive::<Flex>)
 }
 
-/// An autodiff weight: `W / σ` as one autodiff node.
-fn training<T, const D: usize>(sn: &SpectralNorm, base: &Tensor<D>) -> Option<Tensor<D>>
-where
-    T: Real + Element + bytemuck::Pod + core::fmt::Debug,
-{
-    let weight = base.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
-    tracked::<T>(sn, weight).map(Tensor::from_primitive::<Autodiff<Flex>>)
+fn iterate_as<T: Real>(
+    weight: &FlexTensor,
+    dim: usize,
+    u: &Tensor<1>,
+    iterations: NonZeroUsize,
+    eps: f64,
+) -> Option<(Tensor<1>, Tensor<1>, f64)> {
+    let w = contiguous::<T>(weight)?;
+    let view = view_of(weight, dim);
+    let u = in_dtype(u, weight.dtype())?;
+    let u = contiguous::<T>(&u).filter(|u| u.len() == view.rows)?;
+    let estimate = power::power_iterate(w, view, u, iterations, T::from_f64(eps));
+    Some((
+        vector(estimate.u),
+        vector(estimate.v),
+        estimate.sigma.to_f64(),
+    ))
 }
 
-fn contiguous<T: Element + bytemuck::Pod>(tensor: &FlexTensor) -> Option<&[T]> {
+/// `σ = u·(W v)` for the matrix view of `weight` along `dim`.
+pub(crate) fn sigma<const D: usize>(
+    weight: &Tensor<D>,
+    dim: usize,
+    u: &Tensor<1>,
+    v: &Tensor<1>,
+) -> Option<f64> {
+    let weight = flex(weight)?;
+    match weight.dtype() {
+        DType::F32 => sigma_as::<f32>(&weight, dim, u, v),
+        DType::F64 => sigma_as::<f64>(&weight, dim, u, v),
+        _ => None,
+    }
+}
+
+fn sigma_as<T: Real>(weight: &FlexTensor, dim: usize, u: &Tensor<1>, v: &Tensor<1>) -> Option<f64> {
+    let w = contiguous::<T>(weight)?;
+    let view = view_of(weight, dim);
+    let (u, v) = vectors::<T>(u, v, view, weight.dtype())?;
+    Some(sigma_of(w, view, &u, &v).to_f64())
+}
+
+fn sigma_of<T: Real>(w: &[T], view: View, u: &[T], v: &[T]) -> T {
+    simd::dot(u, &power::m_vec(w, view, v))
+}
+
+/// `W / σ` (`σ = u·(W v)` when not given), and the storage it was written to as a flat handle
+/// (to hand back as `storage` on a later call). An autodiff `weight` gives one autodiff node whose backward is
+/// `(G − ⟨G, W⟩/σ · u vᵀ) / σ`, the gradient of `W / σ(W)` with `σ = u·(W v)` and `u`, `v`
+/// constant. The storage that `storage` offers (asked for only once the fast path applies) is
+/// written over when it is a whole contiguous buffer of the right size and dtype that nobody
+/// else holds; otherwise fresh storage is allocated.
+pub(crate) fn divide<const D: usize>(
+    weight: &Tensor<D>,
+    dim: usize,
+    u: &Tensor<1>,
+    v: &Tensor<1>,
+    sigma: Option<f64>,
+    storage: impl FnOnce() -> Option<FlexTensor>,
+) -> Option<(Tensor<D>, FlexTensor)> {
+    let inner = flex(weight)?;
+    match inner.dtype() {
+        DType::F32 => divide_as::<f32, D>(weight, &inner, dim, u, v, sigma, storage),
+        DType::F64 => divide_as::<f64, D>(weight, &inner, dim, u, v, sigma, storage),
+        _ => None,
+    }
+}
+
+fn divide_as<T: Real, const D: usize>(
+    weight: &Tensor<D>,
+    inner: &FlexTensor,
+    dim: usize,
+    u: &Tensor<1>,
+    v: &Tensor<1>,
+    sigma: Option<f64>,
+    storage: impl FnOnce() -> Option<FlexTensor>,
+) -> Option<(Tensor<D>, FlexTensor)> {
+    let w = contiguous::<T>(inner)?;
+    let view = view_of(inner, dim);
+    let (u, v) = vectors::<T>(u, v, view, inner.dtype())?;
+    let sigma = match sigma {
+        Some(sigma) => T::from_f64(sigma),
+        None => sigma_of(w, view, &u, &v),
+    };
+    let tracked = if weight.is_autodiff() {
+        let weight = weight.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+        Some((weight, u, v))
+    } else {
+        None
+    };
+    let mut output = writable(storage(), inner);
+    divide::divide_into(w, sigma, &mut output.storage_mut::<T>()[..w.len()]);
+    let handle = output.clone();
+    let result = match tracked {
+        Some((weight, u, v)) => Tensor::from_primitive::<Autodiff<Flex>>(
+            autodiff::divide_by_sigma(weight, output, u, v, sigma, view, dim),
+        ),
+        None => Tensor::from_primitive::<Flex>(output),
+    };
+    Some((result, handle))
+}
+
+/// The Flex tensor under `tensor` (autodiff or not).
+pub(crate) fn flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
+    tensor
+        .clone()
+        .without_autodiff()
+        .try_into_primitive::<Flex>()
+        .ok()
+}
+
+/// Whether `a` and `b` view the very same storage, whole and in order: then they hold the same
+/// values, since Flex writes in place only into storage that it alone holds.
+pub(crate) fn same_storage(a: &FlexTensor, b: &FlexTensor) -> bool {
+    let whole = |t: &FlexTensor| t.is_contiguous() && t.layout().start_offset() == 0;
+    std::sync::Arc::ptr_eq(&a.data_arc(), &b.data_arc())
+        && a.dtype() == b.dtype()
+        && a.layout().num_elements() == b.layout().num_elements()
+        && whole(a)
+        && whole(b)
+}
+
+/// `storage` reshaped to `like`'s shape if it can be written over in place, else fresh storage
+/// that starts on a cache line (see `aligned`).
+fn writable(storage: Option<FlexTensor>, like: &FlexTensor) -> FlexTensor {
+    let shape = like.layout().shape().clone();
+    storage
+        .filter(|storage| {
+            storage.is_unique()
+                && storage.dtype() == like.dtype()
+                && storage.is_contiguous()
+                && storage.layout().start_offset() == 0
+                && storage.layout().num_elements() == like.layout().num_elements()
+        })
+        .map(|storage| storage.with_layout(Layout::contiguous(shape.clone())))
+        .unwrap_or_else(|| aligned::zeros(shape, like.dtype()))
+}
+
+fn contiguous<T: Real>(tensor: &FlexTensor) -> Option<&[T]> {
     (tensor.layout().start_offset() == 0)
         .then(|| tensor.as_slice::<T>())
         .flatten()
 }
 
-fn vector<T: Element>(values: Vec<T>) -> Tensor<1> {
+fn view_of(weight: &FlexTensor, dim: usize) -> View {
+    View::new(weight.layout().shape().as_slice(), dim)
+}
+
+fn vector<T: Real>(values: Vec<T>) -> Tensor<1> {
     let len = values.len();
     Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(values, [len])))
 }
 
-/// A stored vector as a Flex tensor of the weight's dtype.
-fn stored(vector: Tensor<1>, dtype: DType) -> Option<FlexTensor> {
-    let vector = vector.without_autodiff();
+/// A vector as a Flex tensor of `dtype`.
+fn in_dtype(vector: &Tensor<1>, dtype: DType) -> Option<FlexTensor> {
+    let vector = vector.clone().without_autodiff();
     let vector = if vector.dtype() == dtype {
         vector
     } else {
@@ -79,101 +217,15 @@ fn stored(vector: Tensor<1>, dtype: DType) -> Option<FlexTensor> {
     vector.try_into_primitive::<Flex>().ok()
 }
 
-fn view_of(sn: &SpectralNorm, weight: &FlexTensor) -> View {
-    View::new(weight.layout().shape().as_slice(), sn.dim)
+/// `u` and `v` as values of `T`, if their lengths fit `view`.
+fn vectors<T: Real>(
+    u: &Tensor<1>,
+    v: &Tensor<1>,
+    view: View,
+    dtype: DType,
+) -> Option<(Vec<T>, Vec<T>)> {
+    let (u, v) = (in_dtype(u, dtype)?, in_dtype(v, dtype)?);
+    let u = contiguous::<T>(&u).filter(|u| u.len() == view.rows)?;
+    let v = contiguous::<T>(&v).filter(|v| v.len() == view.cols())?;
+    Some((u.to_vec(), v.to_vec()))
 }
-
-/// Eval mode: σ from the stored vectors, `W / σ` cached while `W` is the very same tensor and
-/// neither vector was written. A cache hit reads only the stamps of the vectors' buffers.
-fn eval<T>(sn: &SpectralNorm, weight: FlexTensor) -> Option<FlexTensor>
-where
-    T: Real + Element + bytemuck::Pod,
-{
-    let workspace = &sn.workspace.flex;
-    if let Some(output) = workspace.cached(&weight, sn.u.stamp(), sn.v.stamp()) {
-        return Some(output);
-    }
-    let w = contiguous::<T>(&weight)?;
-    let view = view_of(sn, &weight);
-    let (u, u_stamp) = sn.u.get_stamped();
-    let (v, v_stamp) = sn.v.get_stamped();
-    let u = stored(u, weight.dtype())?;
-    let v = stored(v, weight.dtype())?;
-    let sigma = sigma_of(w, view, contiguous::<T>(&u)?, contiguous::<T>(&v)?)?;
-    let output = divided(workspace, &weight, w, sigma);
-    workspace.remember_eval(&weight, u_stamp, v_stamp, &output);
-    Some(output)
-}
-
-/// `σ = u·(M v)` for vectors of the right lengths.
-fn sigma_of<T: Real>(w: &[T], view: View, u: &[T], v: &[T]) -> Option<T> {
-    (u.len() == view.rows && v.len() == view.cols())
-        .then(|| kernels::dot(u, &kernels::m_vec(w, view, v)))
-}
-
-/// Autodiff device: power iteration if training, then `W / σ` as one autodiff node.
-fn tracked<T>(
-    sn: &SpectralNorm,
-    weight: burn::backend::tensor::FloatTensor<Autodiff<Flex>>,
-) -> Option<burn::backend::tensor::FloatTensor<Autodiff<Flex>>>
-where
-    T: Real + Element + bytemuck::Pod + core::fmt::Debug,
-{
-    let primitive = weight.primitive().clone();
-    let w = contiguous::<T>(&primitive)?;
-    let view = view_of(sn, &primitive);
-    let estimate = if sn.training.is_enabled() {
-        advance(sn, w, view, primitive.dtype())?
-    } else {
-        let u = stored(sn.u.get(), primitive.dtype())?;
-        let v = stored(sn.v.get(), primitive.dtype())?;
-        let (u, v) = (contiguous::<T>(&u)?.to_vec(), contiguous::<T>(&v)?.to_vec());
-        let sigma = sigma_of(w, view, &u, &v)?;
-        Estimate { u, v, sigma }
-    };
-    let workspace = &sn.workspace.flex;
-    let output = divided(workspace, &primitive, w, estimate.sigma);
-    workspace.remember_output(&output);
-    Some(autodiff::divide_by_sigma(
-        weight,
-        output,
-        estimate.u,
-        estimate.v,
-        estimate.sigma,
-        view,
-        sn.dim,
-    ))
-}
-
-/// The power iteration under `u`'s lock, as the generic path does: concurrent uses act as if
-/// run one after another, and the stored pair always belongs together.
-fn advance<T>(sn: &SpectralNorm, w: &[T], view: View, dtype: DType) -> Option<Estimate<T>>
-where
-    T: Real + Element + bytemuck::Pod,
-{
-    sn.u.update(|stored_u| {
-        let u = stored(stored_u.clone(), dtype)?;
-        let u = contiguous::<T>(&u).filter(|u| u.len() == view.rows)?;
-        let eps = T::from_f64(sn.eps);
-        let estimate = kernels::power_iterate(w, view, u, sn.n_power_iterations, eps);
-        sn.v.set(vector(estimate.v.clone()));
-        *stored_u = vector(estimate.u.clone());
-        Some(estimate)
-    })
-}
-
-/// `W / σ`, written into a kept earlier output's storage that nobody holds any more, else into
-/// new storage that starts on a cache line, advised for huge pages when large (see `aligned`).
-fn divided<T>(workspace: &FlexWorkspace, weight: &FlexTensor, w: &[T], sigma: T) -> FlexTensor
-where
-    T: Real + Element + bytemuck::Pod,
-{
-    let mut output = workspace
-        .take_reusable(weight)
-        .unwrap_or_else(|| aligned::zeros(weight.layout().shape().clone(), weight.dtype()));
-    kernels::divide_into(w, sigma, &mut output.storage_mut::<T>()[..w.len()]);
-    output
-}
-
-#[cfg(test)]
-mod tests;

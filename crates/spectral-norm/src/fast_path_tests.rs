@@ -1,25 +1,21 @@
-//! The fast path against the generic path (Burn tensor operations) on the same inputs: outputs,
-//! stored vectors and gradients, for every matrix-view layout; and the eval cache's validity.
+//! The state on the Flex fast path against the same state on the generic path (Burn tensor
+//! operations), on the same inputs: outputs, stored vectors and gradients, for every
+//! matrix-view layout; the eval cache's validity; and the reuse of output storage.
 
-use burn::module::Param;
+use core::num::NonZeroUsize;
+
+use burn::module::Reparameterization;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
-use crate::buffer::Buffer;
-use crate::{SpectralNorm, Workspace};
+use crate::accel::generic_only;
+use crate::estimator::{Estimator, MatrixView};
+use crate::flex::{ALLOCATIONS, CACHE_LINE};
+use crate::reparameterization::SpectralNorm;
+use crate::scratch::KEPT_OUTPUTS;
 
-fn pseudo_random(count: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..count)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{pseudo_random, values};
 
 fn tensor<const D: usize>(
     values: Vec<f64>,
@@ -30,10 +26,6 @@ fn tensor<const D: usize>(
     Tensor::from_data(TensorData::new(values, shape), (device, dtype))
 }
 
-fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f64> {
-    tensor.into_data().convert::<f64>().iter::<f64>().collect()
-}
-
 fn state(shape: &[usize], dim: usize, n: usize, dtype: DType, device: &Device) -> SpectralNorm {
     let rows = shape[dim];
     let cols = shape.iter().product::<usize>() / rows;
@@ -42,15 +34,20 @@ fn state(shape: &[usize], dim: usize, n: usize, dtype: DType, device: &Device) -
         v.into_iter().map(|x| x / norm).collect::<Vec<_>>()
     };
     let inner = device.clone().inner();
-    SpectralNorm {
-        u: Buffer::new(tensor(unit(pseudo_random(rows, 1)), [rows], dtype, &inner)),
-        v: Buffer::new(tensor(unit(pseudo_random(cols, 2)), [cols], dtype, &inner)),
-        training: Param::from_bool(true),
-        dim,
-        n_power_iterations: n,
-        eps: 1e-12,
-        workspace: Workspace::default(),
-    }
+    SpectralNorm::new(
+        Estimator::MatrixView(MatrixView::new(dim)),
+        (
+            tensor(unit(pseudo_random(rows, 1)), [rows], dtype, &inner),
+            tensor(unit(pseudo_random(cols, 2)), [cols], dtype, &inner),
+        ),
+        NonZeroUsize::new(n).unwrap(),
+        1e-12,
+    )
+}
+
+/// A use of `w` on the generic path only.
+fn generic<const D: usize>(sn: &SpectralNorm, w: &Tensor<D>) -> Tensor<D> {
+    generic_only(|| sn.apply(w.clone()))
 }
 
 fn assert_close(fast: &[f64], generic: &[f64], tolerance: f64, what: &str) {
@@ -94,9 +91,9 @@ fn compare_training_with<const D: usize>(
         let sn = state(&shape, dim, n, dtype, &device);
         let w = tensor(weight.clone(), shape, dtype, &device).require_grad();
         let out = if fast {
-            super::apply(&sn, &w).expect("the fast path takes f32/f64 weights on Flex")
+            sn.apply(w.clone())
         } else {
-            sn.apply_generic(w.clone())
+            generic(&sn, &w)
         };
         let loss = match incoming {
             Incoming::Contiguous => (out.clone() * g.clone()).sum(),
@@ -119,12 +116,7 @@ fn compare_training_with<const D: usize>(
                 "the swapped gradient is updated where it lies, not copied"
             );
         }
-        (
-            values(out),
-            values(grad),
-            values(sn.u.get()),
-            values(sn.v.get()),
-        )
+        (values(out), values(grad), values(sn.u()), values(sn.v()))
     };
     let (fast, generic) = (run(true), run(false));
     let case = format!("{shape:?} dim {dim} n {n} {dtype:?} {incoming:?}");
@@ -175,10 +167,10 @@ fn eval_matches_generic_and_is_cached_until_an_input_changes() {
     let shape = [6, 5];
     let sn = state(&shape, 1, 1, DType::F32, &device);
     let w = tensor(pseudo_random(30, 5), shape, DType::F32, &device);
-    let first = super::apply(&sn, &w).unwrap();
+    let first = sn.apply(w.clone());
     assert_close(
         &values(first.clone()),
-        &values(sn.apply_generic(w.clone())),
+        &values(generic(&sn, &w)),
         2e-6,
         "eval W/σ",
     );
@@ -187,34 +179,34 @@ fn eval_matches_generic_and_is_cached_until_an_input_changes() {
             .unwrap()
             .data_arc()
     };
-    let again = super::apply(&sn, &w).unwrap();
+    let again = sn.apply(w.clone());
     assert!(
         std::sync::Arc::ptr_eq(&storage(first.clone()), &storage(again)),
         "served from the cache"
     );
 
     // New vectors (as a record load or a training use would store): recomputed, and right.
-    sn.u.set(sn.u.get().neg());
-    let flipped = super::apply(&sn, &w).unwrap();
+    sn.set_vectors(sn.u().neg(), sn.v()).unwrap();
+    let flipped = sn.apply(w.clone());
     assert!(!std::sync::Arc::ptr_eq(
         &storage(first.clone()),
         &storage(flipped.clone())
     ));
     assert_close(
         &values(flipped.clone()),
-        &values(sn.apply_generic(w.clone())),
+        &values(generic(&sn, &w)),
         2e-6,
         "after u changed",
     );
 
     // Any write to a vector's buffer counts, even of the same values.
-    let cached = super::apply(&sn, &w).unwrap();
+    let cached = sn.apply(w.clone());
     assert!(std::sync::Arc::ptr_eq(
         &storage(flipped.clone()),
         &storage(cached)
     ));
-    sn.v.set(sn.v.get());
-    let rewritten = super::apply(&sn, &w).unwrap();
+    sn.set_vectors(sn.u(), sn.v()).unwrap();
+    let rewritten = sn.apply(w.clone());
     assert!(
         !std::sync::Arc::ptr_eq(&storage(flipped.clone()), &storage(rewritten)),
         "recomputed after v was written"
@@ -222,10 +214,10 @@ fn eval_matches_generic_and_is_cached_until_an_input_changes() {
 
     // A different weight tensor with the same values is not trusted to be the same weight.
     let other = tensor(pseudo_random(30, 6), shape, DType::F32, &device);
-    let out = super::apply(&sn, &other).unwrap();
+    let out = sn.apply(other.clone());
     assert_close(
         &values(out),
-        &values(sn.apply_generic(other)),
+        &values(generic(&sn, &other)),
         2e-6,
         "after W changed",
     );
@@ -260,9 +252,9 @@ fn backward_of_an_earlier_use_matches_the_generic_path() {
             let w = tensor(weight.clone(), shape, DType::F64, &device).require_grad();
             let apply = |w: &Tensor<2>| {
                 if fast {
-                    super::apply(&sn, w).unwrap()
+                    sn.apply(w.clone())
                 } else {
-                    sn.apply_generic(w.clone())
+                    generic(&sn, w)
                 }
             };
             let first = apply(&w);
@@ -290,15 +282,15 @@ fn outputs_start_on_a_cache_line() {
         let sn = state(&shape, 0, 1, DType::F32, &device);
         for _ in 0..2 {
             let w = tensor(values.clone(), shape, DType::F32, &device);
-            let out = super::apply(&sn, &w).unwrap().without_autodiff();
-            assert_eq!(address(out) % super::aligned::CACHE_LINE, 0);
+            let out = sn.apply(w.clone()).without_autodiff();
+            assert_eq!(address(out) % CACHE_LINE, 0);
         }
     }
 }
 
 /// Output storage allocated on this thread so far.
 fn allocations() -> usize {
-    super::aligned::ALLOCATIONS.with(|count| count.get())
+    ALLOCATIONS.with(|count| count.get())
 }
 
 /// A training-mode state for the fast path, a twin for the generic path that advances alongside
@@ -327,10 +319,10 @@ fn twins(
 fn two_uses_per_step_reuse_their_storage() {
     let (sn, reference, w) = twins([6, 5], 1, DType::F32, 10);
     let step = || {
-        let first = super::apply(&sn, &w).unwrap();
-        let second = super::apply(&sn, &w).unwrap();
+        let first = sn.apply(w.clone());
+        let second = sn.apply(w.clone());
         for out in [&first, &second] {
-            let expected = reference.apply_generic(w.clone());
+            let expected = generic(&reference, &w);
             assert_close(&values(out.clone()), &values(expected), 2e-6, "W/σ");
         }
         drop((first.sum() + second.sum()).backward());
@@ -346,7 +338,7 @@ fn two_uses_per_step_reuse_their_storage() {
         step();
     }
     assert_eq!(allocations(), before + 2, "later steps reuse that storage");
-    assert_eq!(sn.workspace.flex.kept(), 2);
+    assert_eq!(sn.kept_outputs(), 2);
 }
 
 /// Outputs that the caller keeps are never written over, and at most `KEPT_OUTPUTS` of them
@@ -354,14 +346,54 @@ fn two_uses_per_step_reuse_their_storage() {
 #[test]
 fn outputs_held_by_the_caller_are_not_reused_and_not_all_kept() {
     let (sn, reference, w) = twins([5, 4], 0, DType::F64, 11);
-    let held: Vec<_> = (0..super::workspace::KEPT_OUTPUTS + 2)
+    let held: Vec<_> = (0..KEPT_OUTPUTS + 2)
         .map(|_| {
-            let expected = values(reference.apply_generic(w.clone()));
-            (super::apply(&sn, &w).unwrap(), expected)
+            let expected = values(generic(&reference, &w));
+            (sn.apply(w.clone()), expected)
         })
         .collect();
-    assert_eq!(sn.workspace.flex.kept(), super::workspace::KEPT_OUTPUTS);
+    assert_eq!(sn.kept_outputs(), KEPT_OUTPUTS);
     for (out, expected) in held {
         assert_close(&values(out), &expected, 1e-12, "held W/σ");
     }
+}
+
+/// Burn's optimizers map the whole module on every step (`Module::map`): the kept storage must
+/// survive that, or every step after an optimizer step allocates (and page-faults) a fresh
+/// W-sized tensor. The result stays what the generic path gives for the same weights.
+#[test]
+fn optimizer_steps_keep_the_output_storage() {
+    use burn::module::Module;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::{AdamConfig, GradientsParams};
+
+    let device = Device::flex().autodiff();
+    let layer = LinearConfig::new(24, 16).init(&device);
+    let mut layer: Linear =
+        crate::spectral_norm(&layer, &crate::SpectralNormConfig::new()).unwrap();
+    let mut optimizer = AdamConfig::new().init();
+    let x = tensor(pseudo_random(8 * 24, 12), [8, 24], DType::F32, &device);
+    let mut step = |layer: Linear| {
+        let grads = layer.forward(x.clone()).square().sum().backward();
+        let grads = GradientsParams::from_grads(grads, &layer);
+        optimizer.step(1e-2, layer, grads)
+    };
+    let before = allocations();
+    layer = step(layer);
+    assert_eq!(allocations(), before + 1, "the first use allocates");
+    for _ in 0..3 {
+        layer = step(layer);
+    }
+    assert_eq!(
+        allocations(),
+        before + 1,
+        "uses after optimizer steps reuse the storage"
+    );
+
+    // Still right: the fast path's W/σ against the generic path's for the stepped weight.
+    let frozen = crate::set_power_iteration(layer.clone(), false);
+    let fast = values(frozen.weight.val());
+    let slow = values(generic_only(|| frozen.weight.val()));
+    assert_close(&fast, &slow, 2e-6, "W/σ after optimizer steps");
+    assert_eq!(layer.num_params(), 24 * 16 + 16 + 16 + 24);
 }

@@ -1,0 +1,105 @@
+//! How σ is estimated: the one seam between the spectral-norm state, which decides when to
+//! iterate and owns the vectors, and the arithmetic. Each estimator says what `u` and `v` are
+//! for a weight, how a power-iteration step maps them, and how `W / σ` and its gradient come
+//! out; the state calls nothing else. [`MatrixView`] is the paper's and Paddle's: σ of the
+//! weight reshaped to a matrix.
+
+mod matrix_view;
+
+use core::num::NonZeroUsize;
+
+use burn::tensor::Tensor;
+
+use crate::accel::Storage;
+
+pub(crate) use matrix_view::MatrixView;
+
+/// The result of a training-mode power iteration: the new vectors and, where the arithmetic
+/// produced it on the way, `σ = ⟨u, A v⟩` for them.
+#[derive(Debug, Clone)]
+pub(crate) struct Estimate {
+    pub u: Tensor<1>,
+    pub v: Tensor<1>,
+    pub sigma: Option<f64>,
+}
+
+/// `W / σ`, and the storage it was written to when that storage can be handed back later.
+#[derive(Debug)]
+pub(crate) struct Divided<const D: usize> {
+    pub weight: Tensor<D>,
+    pub storage: Option<Storage>,
+}
+
+/// An estimate of the largest singular value of a linear map `A(W)` that the weight defines,
+/// by power iteration on vectors `u` (in A's output space) and `v` (its input space).
+pub(crate) trait SigmaEstimator {
+    /// The lengths of `u` and `v` for a weight of shape `dims`.
+    fn vector_lengths(&self, dims: &[usize]) -> (usize, usize);
+
+    /// `iterations` steps `v = normalize(Aᵀu)`, `u = normalize(A v)` from `u` on a weight
+    /// without gradient tracking.
+    fn iterate<const D: usize>(
+        &self,
+        weight: &Tensor<D>,
+        u: Tensor<1>,
+        iterations: NonZeroUsize,
+        eps: f64,
+    ) -> Estimate;
+
+    /// `σ = ⟨u, A v⟩` without gradient.
+    fn sigma<const D: usize>(&self, weight: &Tensor<D>, u: &Tensor<1>, v: &Tensor<1>) -> f64;
+
+    /// `W / σ` with `σ = ⟨u, A(W) v⟩`, differentiable in `W` with `u`, `v` constant; `σ` is
+    /// `estimate.sigma` where given. Written into what `storage` offers where the backend can
+    /// (it is asked only then).
+    fn divide<const D: usize>(
+        &self,
+        weight: Tensor<D>,
+        estimate: &Estimate,
+        storage: impl FnOnce() -> Option<Storage>,
+    ) -> Divided<D>;
+}
+
+/// The estimators a spectral norm can use.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Estimator {
+    /// σ of the weight's matrix view.
+    MatrixView(MatrixView),
+}
+
+impl SigmaEstimator for Estimator {
+    fn vector_lengths(&self, dims: &[usize]) -> (usize, usize) {
+        match self {
+            Self::MatrixView(estimator) => estimator.vector_lengths(dims),
+        }
+    }
+
+    fn iterate<const D: usize>(
+        &self,
+        weight: &Tensor<D>,
+        u: Tensor<1>,
+        iterations: NonZeroUsize,
+        eps: f64,
+    ) -> Estimate {
+        match self {
+            Self::MatrixView(estimator) => estimator.iterate(weight, u, iterations, eps),
+        }
+    }
+
+    fn sigma<const D: usize>(&self, weight: &Tensor<D>, u: &Tensor<1>, v: &Tensor<1>) -> f64 {
+        match self {
+            Self::MatrixView(estimator) => estimator.sigma(weight, u, v),
+        }
+    }
+
+    fn divide<const D: usize>(
+        &self,
+        weight: Tensor<D>,
+        estimate: &Estimate,
+        storage: impl FnOnce() -> Option<Storage>,
+    ) -> Divided<D> {
+        match self {
+            Self::MatrixView(estimator) => estimator.divide(weight, estimate, storage),
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The power iteration on a contiguous weight's own storage, in as few sweeps over it as the
+//! layout allows (see [`View`] for the indexing).
+//!
+//! A power-iteration step needs `Mᵀu` and then `M v`. Both halves of a step read each stored
+//! block once while it is in cache: for `outer > 1` a block `W[o]` yields `z_o = W[o]ᵀ u` and at
+//! once its contribution `W[o] z_o` to `M z`; for `outer = 1` a row of `M` yields `(M x)_j` and
+//! at once its contribution to `Mᵀ(M x)`. Normalizing by a scalar commutes with the next
+//! product, so it is applied afterwards. Norms are plain sums of squares in the element type,
+//! overflowing where Paddle's do.
+
+use core::num::NonZeroUsize;
+use core::ops::Range;
+
+use super::parallel::{concat, map_ranges, ranges, sum_parts};
+use super::real::Real;
+use super::simd::{axpy, axpy_loop, axpy4_loop, dot, dot_lanes, dot4_lanes, four_rows, with_avx2};
+use super::view::View;
+
+/// `‖x‖₂` as a plain sum of squares in `T`.
+pub(crate) fn norm<T: Real>(x: &[T]) -> T {
+    dot(x, x).sqrt()
+}
+
+/// `max(‖x‖, eps)`, NaN-propagating (a NaN norm is not below `eps`).
+fn denominator<T: Real>(x: &[T], eps: T) -> T {
+    let n = norm(x);
+    if n < eps { eps } else { n }
+}
+
+fn divide_all<T: Real>(x: &mut [T], by: T) {
+    for xi in x {
+        *xi = *xi / by;
+    }
+}
+
+/// `y += W[o] x_o` for one block `[rows, inner]`.
+fn block_vec<T: Real>(block: &[T], inner: usize, x_o: &[T], y: &mut [T]) {
+    if inner == 1 {
+        axpy(x_o[0], block, y);
+    } else {
+        for (yj, row) in y.iter_mut().zip(block.chunks_exact(inner)) {
+            *yj += dot(row, x_o);
+        }
+    }
+}
+
+/// `z_o = W[o]ᵀ x` for one block `[rows, inner]`.
+fn block_t_vec<T: Real>(block: &[T], inner: usize, x: &[T], z_o: &mut [T]) {
+    if inner == 1 {
+        z_o[0] = dot(block, x);
+    } else {
+        for (xj, row) in x.iter().zip(block.chunks_exact(inner)) {
+            axpy(*xj, row, z_o);
+        }
+    }
+}
+
+fn blocks<T>(w: &[T], view: View, range: Range<usize>) -> core::slice::ChunksExact<'_, T> {
+    w[range.start * view.block()..range.end * view.block()].chunks_exact(view.block())
+}
+
+/// The rows `range` of `M` when `outer = 1`, as one slice.
+fn stored_rows<T>(w: &[T], view: View, range: Range<usize>) -> &[T] {
+    &w[range.start * view.cols()..range.end * view.cols()]
+}
+
+/// `y = M x`.
+pub(crate) fn m_vec<T: Real>(w: &[T], view: View, x: &[T]) -> Vec<T> {
+    if view.outer == 1 {
+        let parts = map_ranges(ranges(view.rows, w.len()), |range| {
+            let mut y = vec![T::default(); range.len()];
+            dot_rows(stored_rows(w, view, range), view.cols(), x, &mut y);
+            y
+        });
+        return concat(parts);
+    }
+    let parts = map_ranges(ranges(view.outer, w.len()), |range| {
+        let mut y = vec![T::default(); view.rows];
+        for (block, o) in blocks(w, view, range.clone()).zip(range) {
+            block_vec(
+                block,
+                view.inner,
+                &x[o * view.inner..(o + 1) * view.inner],
+                &mut y,
+            );
+        }
+        y
+    });
+    sum_parts(parts)
+}
+
+/// `z = Mᵀ x`.
+pub(crate) fn mt_vec<T: Real>(w: &[T], view: View, x: &[T]) -> Vec<T> {
+    if view.outer == 1 {
+        let parts = map_ranges(ranges(view.rows, w.len()), |range| {
+            let mut z = vec![T::default(); view.cols()];
+            axpy_rows(
+                stored_rows(w, view, range.clone()),
+                view.cols(),
+                &x[range],
+                &mut z,
+            );
+            z
+        });
+        return sum_parts(parts);
+    }
+    let parts = map_ranges(ranges(view.outer, w.len()), |range| {
+        let mut z = vec![T::default(); range.len() * view.inner];
+        for (block, z_o) in blocks(w, view, range).zip(z.chunks_exact_mut(view.inner)) {
+            block_t_vec(block, view.inner, x, z_o);
+        }
+        z
+    });
+    concat(parts)
+}
+
+/// For `outer > 1`: `z = Mᵀ x` and `y = M z`, each block read while in cache.
+fn mt_then_m<T: Real>(w: &[T], view: View, x: &[T]) -> (Vec<T>, Vec<T>) {
+    let parts = map_ranges(ranges(view.outer, w.len()), |range| {
+        let mut z = vec![T::default(); range.len() * view.inner];
+        let mut y = vec![T::default(); view.rows];
+        if view.inner == 1 {
+            let stored = &w[range.start * view.rows..range.end * view.rows];
+            sweep_stored_rows(stored, view.rows, x, &mut z, &mut y);
+            return (z, y);
+        }
+        for (block, z_o) in blocks(w, view, range).zip(z.chunks_exact_mut(view.inner)) {
+            block_t_vec(block, view.inner, x, z_o);
+            block_vec(block, view.inner, z_o, &mut y);
+        }
+        (z, y)
+    });
+    let (z, y): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+    (concat(z), sum_parts(y))
+}
+
+with_avx2! {
+    /// For each stored row `r_o` of `stored` (rows of `len`), `z_o = r_o · x`, and
+    /// `y += Σ z_o r_o`: a Linear weight `[in, out]` read along its stored rows, or the rows of
+    /// `M` when `outer = 1`. Four rows at a time, so that `x` and `y` are read (and `y`
+    /// written) once per four rows rather than once per row.
+    fn sweep_stored_rows(stored: &[T], len: usize, x: &[T], z: &mut [T], y: &mut [T]) = sweep_stored_rows_loop;
+}
+
+with_avx2! {
+    /// `y_j = r_j · x` for each stored row `r_j` of `stored` (rows of `len`), four at a time.
+    fn dot_rows(stored: &[T], len: usize, x: &[T], y: &mut [T]) = dot_rows_loop;
+}
+
+with_avx2! {
+    /// `z += Σ x_j r_j` over the stored rows `r_j` of `stored` (rows of `len`), four at a time.
+    fn axpy_rows(stored: &[T], len: usize, x: &[T], z: &mut [T]) = axpy_rows_loop;
+}
+
+#[inline(always)]
+fn sweep_stored_rows_loop<T: Real>(stored: &[T], len: usize, x: &[T], z: &mut [T], y: &mut [T]) {
+    let mut groups = stored.chunks_exact(4 * len);
+    let mut z_groups = z.chunks_exact_mut(4);
+    for (group, z4) in (&mut groups).zip(&mut z_groups) {
+        let rows = four_rows(group, len);
+        let dots = dot4_lanes(rows, x);
+        z4.copy_from_slice(&dots);
+        axpy4_loop(dots, rows, y);
+    }
+    let rest = groups.remainder().chunks_exact(len);
+    for (row, z_o) in rest.zip(z_groups.into_remainder()) {
+        *z_o = dot_lanes(row, x);
+        axpy_loop(*z_o, row, y);
+    }
+}
+
+#[inline(always)]
+fn dot_rows_loop<T: Real>(stored: &[T], len: usize, x: &[T], y: &mut [T]) {
+    let mut groups = stored.chunks_exact(4 * len);
+    let mut y_groups = y.chunks_exact_mut(4);
+    for (group, y4) in (&mut groups).zip(&mut y_groups) {
+        y4.copy_from_slice(&dot4_lanes(four_rows(group, len), x));
+    }
+    let rest = groups.remainder().chunks_exact(len);
+    for (row, yj) in rest.zip(y_groups.into_remainder()) {
+        *yj = dot_lanes(row, x);
+    }
+}
+
+#[inline(always)]
+fn axpy_rows_loop<T: Real>(stored: &[T], len: usize, x: &[T], z: &mut [T]) {
+    let mut groups = stored.chunks_exact(4 * len);
+    let mut x_groups = x.chunks_exact(4);
+    for (group, x4) in (&mut groups).zip(&mut x_groups) {
+        let x4: [T; 4] = x4.try_into().expect("chunks of four");
+        axpy4_loop(x4, four_rows(group, len), z);
+    }
+    let rest = groups.remainder().chunks_exact(len);
+    for (row, xj) in rest.zip(x_groups.remainder()) {
+        axpy_loop(*xj, row, z);
+    }
+}
+
+/// For `outer = 1`: `y = M x` and `z = Mᵀ y`, each row read while in cache.
+fn m_then_mt<T: Real>(w: &[T], view: View, x: &[T]) -> (Vec<T>, Vec<T>) {
+    let parts = map_ranges(ranges(view.rows, w.len()), |range| {
+        let mut y = vec![T::default(); range.len()];
+        let mut z = vec![T::default(); view.cols()];
+        sweep_stored_rows(stored_rows(w, view, range), view.cols(), x, &mut y, &mut z);
+        (y, z)
+    });
+    let (y, z): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+    (concat(y), sum_parts(z))
+}
+
+/// The outcome of a training-mode use: the new vectors and `σ = u·(M v)`.
+#[derive(Debug, Clone)]
+pub(crate) struct Estimate<T> {
+    pub u: Vec<T>,
+    pub v: Vec<T>,
+    pub sigma: T,
+}
+
+/// Runs `iterations` steps `v = normalize(Mᵀu)`, `u = normalize(M v)` from `u`, and takes
+/// `σ = u·(M v)` from the last step's `M v`. `outer > 1`: `iterations` sweeps over `W`;
+/// `outer = 1`: `iterations + 1`.
+pub(crate) fn power_iterate<T: Real>(
+    w: &[T],
+    view: View,
+    u: &[T],
+    iterations: NonZeroUsize,
+    eps: T,
+) -> Estimate<T> {
+    if view.outer > 1 {
+        iterate_blocks(w, view, u.to_vec(), iterations, eps)
+    } else {
+        iterate_rows(w, view, u, iterations, eps)
+    }
+}
+
+fn iterate_blocks<T: Real>(
+    w: &[T],
+    view: View,
+    mut u: Vec<T>,
+    iterations: NonZeroUsize,
+    eps: T,
+) -> Estimate<T> {
+    let mut v = Vec::new();
+    let mut mv = Vec::new();
+    for _ in 0..iterations.get() {
+        let (z, y) = mt_then_m(w, view, &u);
+        let d = denominator(&z, eps);
+        v = z;
+        divide_all(&mut v, d);
+        mv = y;
+        divide_all(&mut mv, d);
+        u = mv.clone();
+        divide_all(&mut u, denominator(&mv, eps));
+    }
+    let sigma = dot(&u, &mv);
+    Estimate { u, v, sigma }
+}
+
+fn iterate_rows<T: Real>(
+    w: &[T],
+    view: View,
+    u0: &[T],
+    iterations: NonZeroUsize,
+    eps: T,
+) -> Estimate<T> {
+    let mut v = mt_vec(w, view, u0);
+    let d = denominator(&v, eps);
+    divide_all(&mut v, d);
+    // Every step but the last fuses its `M v` with the next step's `Mᵀu`.
+    for _ in 1..iterations.get() {
+        let (y, mut z) = m_then_mt(w, view, &v);
+        // z = Mᵀ y = ‖·‖-scaled Mᵀu for u = y / max(‖y‖, eps).
+        divide_all(&mut z, denominator(&y, eps));
+        let d = denominator(&z, eps);
+        v = z;
+        divide_all(&mut v, d);
+    }
+    let mv = m_vec(w, view, &v);
+    let mut u = mv.clone();
+    divide_all(&mut u, denominator(&mv, eps));
+    let sigma = dot(&u, &mv);
+    Estimate { u, v, sigma }
+}
