@@ -5,6 +5,8 @@
 //! [`hook::replay_case`] for `paddle.nn.utils.spectral_norm`, [`op::replay_case`] for
 //! `paddle.nn.SpectralNorm`. [`verdict::judge`] compares a results file with the reference.
 
+#![forbid(unsafe_code)]
+
 pub mod hook;
 pub mod layers;
 pub mod op;

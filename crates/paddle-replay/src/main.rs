@@ -7,6 +7,8 @@
 //! cargo run --release -p paddle-replay -- op op_cases.json op_results.json
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};

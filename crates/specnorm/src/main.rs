@@ -2,6 +2,8 @@
 //!
 //! With no arguments it runs `specnorm demo` on its defaults.
 
+#![forbid(unsafe_code)]
+
 mod bake;
 #[cfg(test)]
 mod burn_record_tests;

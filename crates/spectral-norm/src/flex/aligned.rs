@@ -7,13 +7,14 @@
 //! values. `W / σ` is written into storage of our own, so it is allocated on a line boundary
 //! once and reused from then on.
 //!
-//! Outputs of 2 MiB and more go further on Linux: they start on a 2 MiB boundary, span whole
-//! 2 MiB pages, and are advised for transparent huge pages before the first write, so the
-//! kernel can back them with huge pages even where it does so only on request (the `madvise`
-//! setting). On 4 KiB pages every pass that reads or writes `W / σ` needs a TLB entry per 4 KiB;
-//! writing a conv 512×512×3×3 `W / σ` inside a training step took 0.45–0.50 ms on huge pages
-//! against 0.82–0.85 ms on 4 KiB pages. This is a hint: where the kernel declines, the memory is
-//! ordinary memory.
+//! Outputs of 2 MiB and more go further on Linux: they get a mapping of their own (`mmap`),
+//! trimmed to start on a 2 MiB boundary and to span whole 2 MiB pages, and advised for
+//! transparent huge pages before anything touches it, so the kernel can back them with huge
+//! pages even where it does so only on request (the `madvise` setting). A fresh anonymous
+//! mapping reads as zeros, so nothing is written until `W / σ` is. On 4 KiB pages every pass
+//! that reads or writes `W / σ` needs a TLB entry per 4 KiB; writing a conv 512×512×3×3
+//! `W / σ` inside a training step took 0.45–0.50 ms on huge pages against 0.82–0.85 ms on
+//! 4 KiB pages. This is a hint: where the kernel declines, the memory is ordinary memory.
 
 use core::alloc::Layout;
 use core::mem::MaybeUninit;
@@ -35,18 +36,38 @@ const REPORTED_ALIGN: usize = 16;
 /// A huge page on the CPUs this crate targets (x86-64 and AArch64 with 4 KiB base pages).
 pub(crate) const HUGE_PAGE: usize = 2 << 20;
 
-/// A zero-initialized allocation aligned to [`CACHE_LINE`] (to [`HUGE_PAGE`] from that size
-/// on, on Linux), owned alone. It may be longer than asked for: whole huge pages.
+/// Zero-initialized memory on a cache-line boundary, owned alone: from the global allocator,
+/// or (Linux, from [`HUGE_PAGE`] on) a mapping of whole huge pages of its own.
 struct LineAligned {
     ptr: NonNull<u8>,
-    layout: Layout,
+    len: usize,
+    origin: Origin,
 }
 
+/// Where the memory came from, and so how it is released.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// `std::alloc::alloc_zeroed` with this layout.
+    Heap(Layout),
+    /// An anonymous `mmap` of `len` bytes.
+    #[cfg(target_os = "linux")]
+    Mapped,
+}
+
+// SAFETY: `LineAligned` owns its memory alone (nothing else holds `ptr`), has no interior
+// mutability, and gives out the bytes only as `&[_]` through `&self` and `&mut [_]` through
+// `&mut self`; so moving it to another thread or sharing `&LineAligned` between threads is as
+// safe as for a `Box<[u8]>`. `Bytes` (which holds it) is `Send + Sync` and Flex tensors cross
+// rayon threads, so this is relied on.
+unsafe impl Send for LineAligned {}
+// SAFETY: as for `Send` above.
+unsafe impl Sync for LineAligned {}
+
 impl LineAligned {
-    /// `size > 0` zeroed bytes on a cache-line boundary, or `None` when the allocator refuses.
+    /// `size > 0` zeroed bytes on a cache-line boundary, or `None` when memory is refused.
     fn zeroed(size: usize) -> Option<Self> {
         if size >= HUGE_PAGE
-            && let Some(memory) = Self::zeroed_on_huge_pages(size)
+            && let Some(memory) = Self::mapped_huge_pages(size)
         {
             return Some(memory);
         }
@@ -56,28 +77,62 @@ impl LineAligned {
         }
         // SAFETY: `layout` has a non-zero size, checked just above.
         let ptr = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })?;
-        Some(Self { ptr, layout })
+        Some(Self {
+            ptr,
+            len: size,
+            origin: Origin::Heap(layout),
+        })
     }
 
-    /// `size > 0` zeroed bytes in whole huge pages advised for transparent huge pages.
+    /// A fresh anonymous mapping of `size > 0` bytes rounded up to whole huge pages, starting
+    /// on a huge-page boundary and advised for transparent huge pages before its first touch.
     #[cfg(target_os = "linux")]
-    fn zeroed_on_huge_pages(size: usize) -> Option<Self> {
-        let layout = Layout::from_size_align(size.next_multiple_of(HUGE_PAGE), HUGE_PAGE).ok()?;
-        // SAFETY: `layout` has a non-zero size (at least one huge page).
-        let ptr = NonNull::new(unsafe { std::alloc::alloc(layout) })?;
-        // SAFETY: `ptr` starts `layout.size()` bytes that we own, on a page boundary. The
-        // advice must come before the first touch (the zeroing below) for the page faults to
-        // take huge pages; a refusal (a kernel without THP) leaves ordinary memory, so the
-        // result is not checked.
-        unsafe {
-            libc::madvise(ptr.as_ptr().cast(), layout.size(), libc::MADV_HUGEPAGE);
-            ptr.as_ptr().write_bytes(0, layout.size());
+    fn mapped_huge_pages(size: usize) -> Option<Self> {
+        let len = size.checked_next_multiple_of(HUGE_PAGE)?;
+        // One huge page more than needed, so that an aligned start lies inside; the excess at
+        // both ends is unmapped again.
+        let reserved = len.checked_add(HUGE_PAGE)?;
+        // SAFETY: an anonymous private mapping at an address of the kernel's choice: it
+        // aliases no memory of this process.
+        let base = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                reserved,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return None;
         }
-        Some(Self { ptr, layout })
+        let head = (base as usize).next_multiple_of(HUGE_PAGE) - base as usize;
+        let tail = reserved - head - len;
+        // SAFETY: `base..base + reserved` is the mapping just made, and `head` and `tail` are
+        // whole pages (mmap returns page-aligned memory, HUGE_PAGE is a multiple of the page
+        // size) at its two ends, outside `start..start + len`; nothing refers to them. The
+        // advice on the rest may be refused (a kernel without THP): it is only a hint.
+        let start = unsafe {
+            let start = base.cast::<u8>().add(head);
+            if head > 0 {
+                libc::munmap(base, head);
+            }
+            if tail > 0 {
+                libc::munmap(start.add(len).cast(), tail);
+            }
+            libc::madvise(start.cast(), len, libc::MADV_HUGEPAGE);
+            start
+        };
+        Some(Self {
+            ptr: NonNull::new(start)?,
+            len,
+            origin: Origin::Mapped,
+        })
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn zeroed_on_huge_pages(_size: usize) -> Option<Self> {
+    fn mapped_huge_pages(_size: usize) -> Option<Self> {
         None
     }
 }
@@ -95,25 +150,30 @@ impl AllocationController for LineAligned {
         &mut self,
         _policy: AccessPolicy,
     ) -> Result<&mut [MaybeUninit<u8>], AccessError> {
-        // SAFETY: `ptr` points to `layout.size()` bytes that this value owns alone, and the
-        // `&mut self` borrow keeps them unaliased for the slice's lifetime.
-        Ok(
-            unsafe {
-                core::slice::from_raw_parts_mut(self.ptr.as_ptr().cast(), self.layout.size())
-            },
-        )
+        // SAFETY: `ptr` points to `len` initialized (zeroed, then written) bytes that this
+        // value owns alone, and the `&mut self` borrow keeps them unaliased for the slice's
+        // lifetime.
+        Ok(unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr().cast(), self.len) })
     }
 
     fn memory(&self, _policy: AccessPolicy) -> Result<&[MaybeUninit<u8>], AccessError> {
         // SAFETY: as in `memory_mut`, for a shared borrow.
-        Ok(unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().cast(), self.layout.size()) })
+        Ok(unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().cast(), self.len) })
     }
 }
 
 impl Drop for LineAligned {
     fn drop(&mut self) {
-        // SAFETY: allocated in `zeroed` with exactly this layout, and released only here.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+        match self.origin {
+            // SAFETY: allocated in `zeroed` with exactly this layout, and released only here.
+            Origin::Heap(layout) => unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) },
+            // SAFETY: `ptr..ptr + len` is what remains of the mapping made in
+            // `mapped_huge_pages`, unmapped only here; nothing borrows it any more.
+            #[cfg(target_os = "linux")]
+            Origin::Mapped => unsafe {
+                libc::munmap(self.ptr.as_ptr().cast(), self.len);
+            },
+        }
     }
 }
 
@@ -197,8 +257,9 @@ mod tests {
             let numel: usize = dims.iter().product();
             assert_eq!(address(&tensor) % HUGE_PAGE, 0, "{dims:?}");
             assert_eq!(tensor.bytes().len(), numel * 4);
-            let memory = LineAligned::zeroed(numel * 4).expect("the allocator serves a few MiB");
-            assert_eq!(memory.layout.size() % HUGE_PAGE, 0, "{dims:?}");
+            let memory = LineAligned::zeroed(numel * 4).expect("the kernel maps a few MiB");
+            assert_eq!(memory.len % HUGE_PAGE, 0, "{dims:?}");
+            assert_eq!(memory.ptr.as_ptr() as usize % HUGE_PAGE, 0, "{dims:?}");
             assert!(tensor.bytes().iter().all(|&b| b == 0));
             // `hg`: the mapping carries MADV_HUGEPAGE (kernels built without THP refuse it).
             if std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
@@ -208,8 +269,8 @@ mod tests {
         }
         // Below a huge page: a cache line only, no rounding up.
         let small = LineAligned::zeroed(100 * 100 * 4).expect("the allocator serves 40 kB");
-        assert_eq!(small.layout.size(), 100 * 100 * 4);
-        assert_eq!(small.layout.align(), CACHE_LINE);
+        assert_eq!(small.len, 100 * 100 * 4);
+        assert!(matches!(small.origin, Origin::Heap(layout) if layout.align() == CACHE_LINE));
     }
 
     #[test]
