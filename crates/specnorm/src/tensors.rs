@@ -323,3 +323,43 @@ pub fn write(path: &Path, tensors: &BTreeMap<String, NamedTensor>) -> Result<()>
     }
     written.with_context(cannot_write)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{FloatType, NamedTensor, read, write};
+
+    /// `.pt` files as `bake` writes them (`torch_zip`) read back exactly through
+    /// pytorch-reader, as `inspect` reads them.
+    #[test]
+    fn written_files_read_back_exactly_with_pytorch_reader() {
+        let tensor = |shape: Vec<usize>, dtype| {
+            let n: usize = shape.iter().product();
+            let values = (0..n).map(|i| (i as f64 - 3.5) / 8.0).collect();
+            NamedTensor {
+                shape,
+                values,
+                dtype,
+            }
+        };
+        let tensors = std::collections::BTreeMap::from([
+            ("fc.weight".to_string(), tensor(vec![3, 2], FloatType::F32)),
+            ("scalar".to_string(), tensor(vec![], FloatType::F32)),
+            (
+                "five".to_string(),
+                tensor(vec![1, 2, 1, 2, 3], FloatType::F64),
+            ),
+            ("long".to_string(), tensor(vec![70_000], FloatType::F64)),
+        ]);
+        let dir = std::env::temp_dir().join(format!("specnorm-pt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["state.pt", "state.pth"] {
+            write(&dir.join(name), &tensors).unwrap();
+            assert_eq!(read(&dir.join(name)).unwrap(), tensors, "{name}");
+        }
+        let one =
+            std::collections::BTreeMap::from([("w".to_string(), tensor(vec![4], FloatType::F32))]);
+        write(&dir.join("one.pt"), &one).unwrap();
+        assert_eq!(read(&dir.join("one.pt")).unwrap(), one);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
