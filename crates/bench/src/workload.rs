@@ -1,7 +1,9 @@
 //! The layers peers.py measures, built on Burn's Flex backend, and the calls timed on them.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::module::Module;
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use spectral_norm::{SpectralNormConfig, spectral_norm};
@@ -72,7 +74,7 @@ pub type Call = Box<dyn FnMut() + Send>;
 
 /// The calls measured for one shape and one `n_power_iterations`.
 pub struct Calls {
-    /// Forward + backward of the plain layer (input requires grad: a middle layer).
+    /// Forward + backward + SGD step of the plain layer (input requires grad: a middle layer).
     pub step_plain: Call,
     /// The same step with the weight spectrally normalized.
     pub step_sn: Call,
@@ -132,16 +134,28 @@ fn pad4(dims: &[usize]) -> [usize; 4] {
     out
 }
 
-fn step<M: Send + 'static, const D: usize>(
+/// Learning rate of the training step's SGD update: small, so that thousands of steps leave
+/// the weights where they started, to the precision that matters for timing.
+const LEARNING_RATE: f64 = 1e-7;
+
+/// A training step as real training runs it: `uses` forwards, one backward, and an optimizer
+/// step, which maps the whole module (the spectral norm's state included) as Burn's optimizers
+/// do. Plain and normalized layers take the same SGD step, so its cost on `W` cancels in their
+/// difference.
+fn step<M: Module + 'static, const D: usize>(
     layer: M,
     x: Tensor<D>,
     forward: fn(&M, Tensor<D>) -> Tensor<D>,
     uses: usize,
 ) -> Call {
+    let mut layer = Some(layer);
+    let mut optimizer = SgdConfig::new().init();
     Box::new(move || {
-        let first = forward(&layer, x.clone()).sum();
-        let loss = (1..uses).fold(first, |loss, _| loss + forward(&layer, x.clone()).sum());
-        drop(loss.backward());
+        let Some(current) = layer.take() else { return };
+        let first = forward(&current, x.clone()).sum();
+        let loss = (1..uses).fold(first, |loss, _| loss + forward(&current, x.clone()).sum());
+        let grads = GradientsParams::from_grads(loss.backward(), &current);
+        layer = Some(optimizer.step(LEARNING_RATE, current, grads));
     })
 }
 
