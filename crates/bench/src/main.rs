@@ -4,8 +4,8 @@
 //! (f32): the spectral-norm computation alone in training mode, the training-step overhead over
 //! the plain layer (paired alternation, as `peers.py` does) and the eval-forward overhead. It
 //! measures the machine's read bandwidth for the floor (`n + 1` reads of W), then runs
-//! `peers.py` in the same invocation and prints ratios per row, then which rows meet issue 4's
-//! targets (`targets`). The last line is `worst ratio vs PyTorch (training-step overhead): X`.
+//! `peers.py` in the same invocation and prints ratios per row, then which rows meet the
+//! performance targets (`targets`). The last line is `worst ratio vs PyTorch (training-step overhead): X`.
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -46,8 +46,8 @@ struct Args {
     /// Python interpreter with `torch` and `paddlepaddle` installed.
     #[arg(long, default_value = "python3")]
     python: String,
-    /// The peer benchmark script.
-    #[arg(long, default_value = "../shared/bench/peers.py")]
+    /// The peer benchmark script (shipped beside this crate).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/peers.py"))]
     peers_script: PathBuf,
     /// Reuse a peers.py results file instead of running it.
     #[arg(long)]

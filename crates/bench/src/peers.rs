@@ -1,4 +1,5 @@
-//! Runs `../shared/bench/peers.py` (PyTorch and Paddle) and reads its records.
+//! Runs `peers.py` (beside this crate: PyTorch's and Paddle's spectral norms) and reads its
+//! records.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! The verdict of one run against issue 4's targets, row by row, so that whether a run meets
+//! The verdict of one run against the performance targets, row by row, so that whether a run meets
 //! them is computed from its own results rather than read off the tables by hand.
 //!
 //! - training-step overhead ≤ 0.2× PyTorch's at Linear ≥ 1024² and conv 512×512×3×3, ≤ 0.5× at

@@ -80,7 +80,7 @@ pub struct PairCount {
 /// budget, and the median of a handful of differences between two ~100 ms steps is noise of
 /// the size of the overhead itself. 31 pairs were not enough either: four runs of conv512's
 /// n = 5 row at 2 threads gave +1.98 to +4.02 ms, where three runs of 121 pairs gave +2.23 to
-/// +2.31 ms (docs/bench-results.md).
+/// +2.31 ms.
 pub const STEP_PAIRS: PairCount = PairCount {
     least: 121,
     most: 500,
