@@ -1,7 +1,7 @@
 //! The layers peers.py measures, built on Burn's Flex backend, and the calls timed on them.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;

@@ -2,10 +2,9 @@
 //! matrix is small enough for it to take well under a second, otherwise power iteration run to
 //! convergence. Every σ carries its method and tolerance so that reports can state them.
 
+use burn::prelude::*;
+use burn::tensor::DType;
 use nalgebra::DMatrix;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand_distr::{Distribution, StandardNormal};
 
 /// The largest `min(rows, cols)² · max(rows, cols)` for which σ comes from an SVD: 512³, a
 /// 512 × 512 matrix (about 0.1 s in release builds on one core) or a thinner one of the same
@@ -101,7 +100,7 @@ pub fn largest_singular_value(values: &[f64], rows: usize, cols: usize) -> Sigma
             method: Method::Svd,
         };
     }
-    power_iteration(values, cols)
+    power_iteration(values, rows, cols)
 }
 
 /// NaN if any entry is NaN, else infinity if any is infinite, else `None`.
@@ -129,57 +128,47 @@ fn by_svd(values: &[f64], rows: usize, cols: usize) -> Option<f64> {
     Some(svd.singular_values.max())
 }
 
-/// Power iteration `u = M v / ‖M v‖`, `v = Mᵀu / ‖Mᵀu‖`, σ = ‖Mᵀu‖, until two estimates
-/// differ by at most [`POWER_TOLERANCE`] relative.
-fn power_iteration(values: &[f64], cols: usize) -> Sigma {
-    let mut rng = StdRng::seed_from_u64(0x5eed);
-    let mut v: Vec<f64> = (0..cols).map(|_| StandardNormal.sample(&mut rng)).collect();
-    let mut previous = f64::INFINITY;
-    let mut sigma = 0.0;
-    for iteration in 1..=POWER_MAX_ITERATIONS {
-        let mut u: Vec<f64> = values.chunks_exact(cols).map(|row| dot(row, &v)).collect();
-        if normalize(&mut u) == 0.0 {
-            return power(0.0, iteration, true);
-        }
-        v.iter_mut().for_each(|x| *x = 0.0);
-        for (row, ui) in values.chunks_exact(cols).zip(&u) {
-            v.iter_mut().zip(row).for_each(|(vj, m)| *vj += m * ui);
-        }
-        sigma = normalize(&mut v);
-        if (sigma - previous).abs() <= POWER_TOLERANCE * sigma {
-            return power(sigma, iteration, true);
-        }
-        previous = sigma;
-    }
-    power(sigma, POWER_MAX_ITERATIONS, false)
-}
-
-fn power(value: f64, iterations: usize, converged: bool) -> Sigma {
-    Sigma {
-        value,
-        method: Method::PowerIteration {
-            iterations,
-            converged,
+/// Power iteration (the library's, in f64 on the Flex backend from a fixed seed) until two
+/// estimates differ by at most [`POWER_TOLERANCE`] relative.
+fn power_iteration(values: &[f64], rows: usize, cols: usize) -> Sigma {
+    let device = Device::flex();
+    device.seed(0x5eed);
+    let matrix = Tensor::<2>::from_data(
+        TensorData::new(values.to_vec(), [rows, cols]),
+        (&device, DType::F64),
+    );
+    match spectral_norm::power_iteration(matrix, 0, POWER_TOLERANCE, POWER_MAX_ITERATIONS) {
+        Ok(outcome) => Sigma {
+            value: outcome.sigma,
+            method: Method::PowerIteration {
+                iterations: outcome.iterations,
+                converged: outcome.converged,
+            },
+        },
+        // Only for an empty axis, which `largest_singular_value` answers before.
+        Err(_) => Sigma {
+            value: 0.0,
+            method: Method::Svd,
         },
     }
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Scales `x` to unit length unless it is zero; returns its former length.
-fn normalize(x: &mut [f64]) -> f64 {
-    let norm = dot(x, x).sqrt();
-    if norm > 0.0 {
-        x.iter_mut().for_each(|e| *e /= norm);
-    }
-    norm
-}
-
 #[cfg(test)]
 mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use rand_distr::{Distribution, StandardNormal};
+
     use super::*;
+
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    fn normalize(x: &mut [f64]) {
+        let norm = dot(x, x).sqrt();
+        x.iter_mut().for_each(|e| *e /= norm);
+    }
 
     /// An orthogonal `n × n` matrix: the product of a few Householder reflections
     /// `I − 2 w wᵀ` with random unit `w`, built here without nalgebra.

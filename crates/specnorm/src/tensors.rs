@@ -8,6 +8,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use pytorch_reader::PytorchReader;
 use safetensors::{Dtype, SafeTensors, View, serialize};
+use spectral_norm::format::FileFormat;
+pub use spectral_norm::format::FloatDtype;
 use spectral_norm::pdparams::{self, PdArray};
 
 use crate::torch_zip::{self, TorchTensor};
@@ -20,43 +22,26 @@ pub struct NamedTensor {
     /// Values, row-major.
     pub values: Vec<f64>,
     /// The dtype in the file (`F32`, `F64`), kept when writing back.
-    pub dtype: FloatType,
-}
-
-/// The float dtypes the tools read and write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FloatType {
-    /// 32-bit.
-    F32,
-    /// 64-bit.
-    F64,
+    pub dtype: FloatDtype,
 }
 
 /// Every tensor of a checkpoint, by key.
 pub fn read(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    match extension.as_str() {
-        "safetensors" => read_safetensors(path),
-        "pt" | "pth" => read_pytorch(path),
-        "pdparams" => read_pdparams(path),
-        "bpk" => read_burnpack(path),
-        other => bail!(
-            "{}: cannot read .{other} files: supported are .safetensors, .pt, .pth, .pdparams \
-             and .bpk",
+    match FileFormat::of(path) {
+        Some(FileFormat::Safetensors) => read_safetensors(path),
+        Some(FileFormat::PyTorch) => read_pytorch(path),
+        Some(FileFormat::Pdparams) => read_pdparams(path),
+        Some(FileFormat::Burnpack) => read_burnpack(path),
+        None => bail!(
+            "{}: cannot read this kind of file: supported are .safetensors, .pt, .pth, \
+             .pdparams and .bpk",
             path.display()
         ),
     }
 }
 
-fn decode(path: &Path, key: &str, dtype: FloatType, bytes: &[u8]) -> Result<Vec<f64>> {
-    let width = match dtype {
-        FloatType::F32 => 4,
-        FloatType::F64 => 8,
-    };
+fn decode(path: &Path, key: &str, dtype: FloatDtype, bytes: &[u8]) -> Result<Vec<f64>> {
+    let width = dtype.size();
     if !bytes.len().is_multiple_of(width) {
         bail!(
             "{}: {key}: {} bytes is not a whole number of elements",
@@ -67,8 +52,8 @@ fn decode(path: &Path, key: &str, dtype: FloatType, bytes: &[u8]) -> Result<Vec<
     Ok(bytes
         .chunks_exact(width)
         .map(|b| match dtype {
-            FloatType::F32 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            FloatType::F64 => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            FloatDtype::F32 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            FloatDtype::F64 => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
         })
         .collect())
 }
@@ -78,7 +63,7 @@ fn named(
     path: &Path,
     key: &str,
     shape: Vec<usize>,
-    dtype: FloatType,
+    dtype: FloatDtype,
     bytes: &[u8],
 ) -> Result<NamedTensor> {
     let values = decode(path, key, dtype, bytes)?;
@@ -104,13 +89,12 @@ fn read_safetensors(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
     file.tensors()
         .into_iter()
         .map(|(key, view)| {
-            let dtype = match view.dtype() {
-                Dtype::F32 => FloatType::F32,
-                Dtype::F64 => FloatType::F64,
-                other => bail!(
-                    "{}: {key}: dtype {other:?} is not supported (F32, F64)",
-                    path.display()
-                ),
+            let Some(dtype) = FloatDtype::from_safetensors(view.dtype()) else {
+                bail!(
+                    "{}: {key}: dtype {:?} is not supported (F32, F64)",
+                    path.display(),
+                    view.dtype()
+                );
             };
             let tensor = named(path, &key, view.shape().to_vec(), dtype, view.data())?;
             Ok((key, tensor))
@@ -126,8 +110,8 @@ fn read_pytorch(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
         .iter()
         .map(|(key, tensor)| {
             let dtype = match tensor.dtype() {
-                pytorch_reader::DType::F32 => FloatType::F32,
-                pytorch_reader::DType::F64 => FloatType::F64,
+                pytorch_reader::DType::F32 => FloatDtype::F32,
+                pytorch_reader::DType::F64 => FloatDtype::F64,
                 other => bail!(
                     "{}: {key}: dtype {other:?} is not supported (F32, F64)",
                     path.display()
@@ -149,12 +133,7 @@ fn read_pdparams(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
     arrays
         .into_iter()
         .map(|array| {
-            let dtype = if array.dtype == "f8" {
-                FloatType::F64
-            } else {
-                FloatType::F32
-            };
-            let tensor = named(path, &array.name, array.shape, dtype, &array.bytes)?;
+            let tensor = named(path, &array.name, array.shape, array.dtype, &array.bytes)?;
             Ok((array.name, tensor))
         })
         .collect()
@@ -171,8 +150,8 @@ fn read_burnpack(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
         .map(|tensor| {
             let (key, dtype, shape, _, bytes) = tensor.into_parts().with_context(unreadable)?;
             let dtype = match dtype {
-                burn_pack::DType::F32 => FloatType::F32,
-                burn_pack::DType::F64 => FloatType::F64,
+                burn_pack::DType::F32 => FloatDtype::F32,
+                burn_pack::DType::F64 => FloatDtype::F64,
                 other => bail!(
                     "{}: {key}: dtype {other:?} is not supported (F32, F64)",
                     path.display()
@@ -209,12 +188,12 @@ impl View for &Encoded {
 /// The little-endian element bytes of `tensor` in its dtype.
 fn element_bytes(tensor: &NamedTensor) -> Vec<u8> {
     match tensor.dtype {
-        FloatType::F32 => tensor
+        FloatDtype::F32 => tensor
             .values
             .iter()
             .flat_map(|&x| (x as f32).to_le_bytes())
             .collect(),
-        FloatType::F64 => tensor
+        FloatDtype::F64 => tensor
             .values
             .iter()
             .flat_map(|&x| x.to_le_bytes())
@@ -226,10 +205,7 @@ fn encode_safetensors(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>
     let encoded: Vec<(String, Encoded)> = tensors
         .iter()
         .map(|(key, t)| {
-            let dtype = match t.dtype {
-                FloatType::F32 => Dtype::F32,
-                FloatType::F64 => Dtype::F64,
-            };
+            let dtype = t.dtype.safetensors();
             let shape = t.shape.clone();
             let bytes = element_bytes(t);
             (
@@ -248,21 +224,17 @@ fn encode_safetensors(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>
     )?)
 }
 
-fn encode_pdparams(tensors: &BTreeMap<String, NamedTensor>) -> Vec<u8> {
+fn encode_pdparams(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>> {
     let arrays: Vec<PdArray> = tensors
         .iter()
         .map(|(key, t)| PdArray {
             name: key.clone(),
             shape: t.shape.clone(),
-            dtype: match t.dtype {
-                FloatType::F32 => "f4",
-                FloatType::F64 => "f8",
-            }
-            .into(),
+            dtype: t.dtype,
             bytes: element_bytes(t),
         })
         .collect();
-    pdparams::write(&arrays)
+    Ok(pdparams::write(&arrays)?)
 }
 
 /// A Burn record: what `Module::save_file` writes, without parameter ids (a module that loads
@@ -272,8 +244,8 @@ fn encode_burnpack(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>> {
         .iter()
         .map(|(key, t)| {
             let dtype = match t.dtype {
-                FloatType::F32 => burn_pack::DType::F32,
-                FloatType::F64 => burn_pack::DType::F64,
+                FloatDtype::F32 => burn_pack::DType::F32,
+                FloatDtype::F64 => burn_pack::DType::F64,
             };
             let bytes = burn_pack::Bytes::from_bytes_vec(element_bytes(t));
             burn_pack::Tensor::new(key.clone(), dtype, t.shape.clone(), None, bytes)
@@ -289,7 +261,7 @@ fn encode_pytorch(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>> {
         .map(|(key, t)| TorchTensor {
             key,
             shape: &t.shape,
-            double: t.dtype == FloatType::F64,
+            double: t.dtype == FloatDtype::F64,
             bytes: element_bytes(t),
         })
         .collect();
@@ -299,23 +271,21 @@ fn encode_pytorch(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>> {
 /// Writes `tensors` to a `.safetensors`, `.pdparams`, `.bpk`, `.pt` or `.pth` file, all or nothing: a
 /// temporary file beside `path` is renamed over it only once complete.
 pub fn write(path: &Path, tensors: &BTreeMap<String, NamedTensor>) -> Result<()> {
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default()
-        .to_string();
     let cannot_write = || format!("{}: cannot write", path.display());
-    let bytes = match extension.as_str() {
-        "safetensors" => encode_safetensors(tensors).with_context(cannot_write)?,
-        "pdparams" => encode_pdparams(tensors),
-        "bpk" => encode_burnpack(tensors).with_context(cannot_write)?,
-        "pt" | "pth" => encode_pytorch(tensors).with_context(cannot_write)?,
-        _ => bail!(
+    let bytes = match FileFormat::of(path) {
+        Some(FileFormat::Safetensors) => encode_safetensors(tensors),
+        Some(FileFormat::Pdparams) => encode_pdparams(tensors),
+        Some(FileFormat::Burnpack) => encode_burnpack(tensors),
+        Some(FileFormat::PyTorch) => encode_pytorch(tensors),
+        None => bail!(
             "{}: output must be a .safetensors, .pdparams, .bpk, .pt or .pth file",
             path.display()
         ),
-    };
-    let partial = path.with_extension(format!("{extension}.partial"));
+    }
+    .with_context(cannot_write)?;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
     let written = std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, path));
     if written.is_err() {
         // Leave nothing behind; the error below is what counts.
@@ -326,7 +296,7 @@ pub fn write(path: &Path, tensors: &BTreeMap<String, NamedTensor>) -> Result<()>
 
 #[cfg(test)]
 mod tests {
-    use super::{FloatType, NamedTensor, read, write};
+    use super::{FloatDtype, NamedTensor, read, write};
 
     /// `.pt` files as `bake` writes them (`torch_zip`) read back exactly through
     /// pytorch-reader, as `inspect` reads them.
@@ -342,13 +312,13 @@ mod tests {
             }
         };
         let tensors = std::collections::BTreeMap::from([
-            ("fc.weight".to_string(), tensor(vec![3, 2], FloatType::F32)),
-            ("scalar".to_string(), tensor(vec![], FloatType::F32)),
+            ("fc.weight".to_string(), tensor(vec![3, 2], FloatDtype::F32)),
+            ("scalar".to_string(), tensor(vec![], FloatDtype::F32)),
             (
                 "five".to_string(),
-                tensor(vec![1, 2, 1, 2, 3], FloatType::F64),
+                tensor(vec![1, 2, 1, 2, 3], FloatDtype::F64),
             ),
-            ("long".to_string(), tensor(vec![70_000], FloatType::F64)),
+            ("long".to_string(), tensor(vec![70_000], FloatDtype::F64)),
         ]);
         let dir = std::env::temp_dir().join(format!("specnorm-pt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -357,7 +327,7 @@ mod tests {
             assert_eq!(read(&dir.join(name)).unwrap(), tensors, "{name}");
         }
         let one =
-            std::collections::BTreeMap::from([("w".to_string(), tensor(vec![4], FloatType::F32))]);
+            std::collections::BTreeMap::from([("w".to_string(), tensor(vec![4], FloatDtype::F32))]);
         write(&dir.join("one.pt"), &one).unwrap();
         assert_eq!(read(&dir.join("one.pt")).unwrap(), one);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -4,6 +4,9 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
+use burn::prelude::*;
+use burn::tensor::DType;
+use spectral_norm::checkpoint::Checkpoint;
 
 use crate::sigma::{Sigma, largest_singular_value};
 use crate::tensors::NamedTensor;
@@ -21,46 +24,23 @@ pub struct Normalized {
     pub plain: String,
 }
 
-/// Finds every spectrally normalized weight, whichever framework named it.
+/// Finds every spectrally normalized weight, whichever framework named it: a key that has
+/// some framework's form for a W ([`Checkpoint::parameter`]) and whose u and v under the same
+/// framework's names ([`Checkpoint::keys`]) are in the file too.
 pub fn normalized(tensors: &BTreeMap<String, NamedTensor>) -> Vec<Normalized> {
     let mut found = Vec::new();
     for key in tensors.keys() {
-        let keys = if let Some(plain) = key.strip_suffix("_orig") {
-            // Paddle and torch.nn.utils.spectral_norm
-            Some((
-                format!("{plain}_u"),
-                format!("{plain}_v"),
-                plain.to_string(),
-            ))
-        } else if let Some(stem) = key.strip_suffix(".original") {
-            // torch.nn.utils.parametrizations.spectral_norm: M.parametrizations.N.original
-            stem.rsplit_once(".parametrizations.")
-                .map(|(module, name)| {
-                    let plain = if module.is_empty() {
-                        name.to_string()
-                    } else {
-                        format!("{module}.{name}")
-                    };
-                    (format!("{stem}.0._u"), format!("{stem}.0._v"), plain)
-                })
-        } else if tensors.contains_key(&format!("{key}.spectral_norm.u")) {
-            // Burn
-            Some((
-                format!("{key}.spectral_norm.u"),
-                format!("{key}.spectral_norm.v"),
-                key.clone(),
-            ))
-        } else {
-            None
-        };
-        if let Some((u, v, plain)) = keys
-            && tensors.contains_key(&u)
-            && tensors.contains_key(&v)
-        {
+        let named = Checkpoint::NAMINGS.iter().find_map(|kind| {
+            let plain = kind.parameter(key)?;
+            let keys = kind.keys(&plain);
+            (tensors.contains_key(&keys.u) && tensors.contains_key(&keys.v))
+                .then_some((keys, plain))
+        });
+        if let Some((keys, plain)) = named {
             found.push(Normalized {
-                weight: key.clone(),
-                u,
-                v,
+                weight: keys.weight,
+                u: keys.u,
+                v: keys.v,
                 plain,
             });
         }
@@ -79,7 +59,10 @@ pub fn axis_of(key: &str, weight: &NamedTensor, u: &NamedTensor, v: &NamedTensor
         .filter(|&d| weight.shape[d] == u_len && numel / weight.shape[d].max(1) == v_len)
         .collect();
     let alignment = |&d: &usize| {
-        let mv: Vec<f64> = matrix_view(weight, d)
+        let Ok(matrix) = matrix_view(weight, d) else {
+            return -1.0;
+        };
+        let mv: Vec<f64> = matrix
             .chunks_exact(v_len.max(1))
             .map(|row| dot(row, &v.values))
             .collect();
@@ -103,20 +86,28 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// The matrix view of `tensor` along `dim`, row-major: axis `dim` as rows, the others
-/// flattened in order as columns. `tensor.values` must fit its shape.
-fn matrix_view(tensor: &NamedTensor, dim: usize) -> Vec<f64> {
-    let numel = tensor.values.len();
-    let rows = tensor.shape[dim];
-    let inner: usize = tensor.shape[dim + 1..].iter().product();
-    let cols = numel.checked_div(rows).unwrap_or(0);
-    // Entry (outer, i, n) of the tensor is entry (i, outer · inner + n) of the view.
-    let mut matrix = vec![0.0; numel];
-    for (flat, &x) in tensor.values.iter().enumerate() {
-        let (outer, i, n) = (flat / (rows * inner), flat / inner % rows, flat % inner);
-        matrix[i * cols + outer * inner + n] = x;
-    }
-    matrix
+/// `tensor` as a Flex f64 tensor `[outer, rows, inner]` for the matrix view along `dim`
+/// (`rows = shape[dim]`), whose view along axis 1 is the view of `tensor` along `dim`.
+/// `tensor.values` must fit its shape.
+fn blocks(tensor: &NamedTensor, dim: usize) -> Tensor<3> {
+    let outer = tensor.shape[..dim].iter().product();
+    let inner = tensor.shape[dim + 1..].iter().product();
+    let data = TensorData::new(tensor.values.clone(), [outer, tensor.shape[dim], inner]);
+    Tensor::from_data(data, (&Device::flex(), DType::F64))
+}
+
+/// A vector as a Flex f64 tensor.
+fn vector(values: &[f64]) -> Tensor<1> {
+    Tensor::from_data(
+        TensorData::new(values.to_vec(), [values.len()]),
+        (&Device::flex(), DType::F64),
+    )
+}
+
+/// The matrix view of `tensor` along `dim` (the library's), row-major.
+fn matrix_view(tensor: &NamedTensor, dim: usize) -> Result<Vec<f64>> {
+    let matrix = spectral_norm::matrix_view(blocks(tensor, dim), 1)?;
+    Ok(matrix.try_into_vec_as::<f64>()?)
 }
 
 /// Checks that `dim` is an axis of `tensor` and its values fit its shape; returns the view's
@@ -138,8 +129,12 @@ fn view_size(key: &str, tensor: &NamedTensor, dim: usize) -> Result<(usize, usiz
 /// power iteration.
 pub fn spectral_norm_of(key: &str, tensor: &NamedTensor, dim: usize) -> Result<Sigma> {
     let (rows, cols) = view_size(key, tensor, dim)?;
+    if rows == 0 || cols == 0 {
+        // An empty matrix: nothing to view, and σ = 0 exactly.
+        return Ok(largest_singular_value(&[], rows, cols));
+    }
     Ok(largest_singular_value(
-        &matrix_view(tensor, dim),
+        &matrix_view(tensor, dim)?,
         rows,
         cols,
     ))
@@ -161,9 +156,12 @@ pub fn sigma_of_vectors(
             v.values.len()
         );
     }
-    let matrix = matrix_view(weight, dim);
-    let mv = matrix
-        .chunks_exact(cols.max(1))
-        .map(|row| dot(row, &v.values));
-    Ok(u.values.iter().zip(mv).map(|(a, b)| a * b).sum())
+    let sigma = spectral_norm::sigma_from_vectors(
+        blocks(weight, dim),
+        vector(&u.values),
+        vector(&v.values),
+        1,
+    )
+    .map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+    Ok(sigma)
 }

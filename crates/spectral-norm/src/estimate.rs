@@ -6,6 +6,17 @@ use burn::tensor::Distribution;
 use crate::error::SpectralNormError;
 use crate::matrix::{Normalization, mat_vec, matrix, power_iterate};
 
+/// How a power iteration run to convergence ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Convergence {
+    /// The last estimate of the largest singular value.
+    pub sigma: f64,
+    /// Steps taken.
+    pub iterations: usize,
+    /// Whether two successive estimates came within the tolerance before the step limit.
+    pub converged: bool,
+}
+
 /// The largest singular value of `weight`'s matrix view along `dim` (axis `dim` first, the
 /// rest flattened), by power iteration from a random start until two successive estimates
 /// differ by at most `tolerance` relative, or `max_iterations` steps. Computed without
@@ -26,16 +37,40 @@ use crate::matrix::{Normalization, mat_vec, matrix, power_iterate};
 ///
 /// # Errors
 ///
-/// [`SpectralNormError::DimOutOfRange`] or [`SpectralNormError::EmptyParameter`] (named
-/// `"tensor"`) when `dim` is not an axis of `weight` or an axis is zero-sized.
+/// As [`power_iteration`].
 pub fn largest_singular_value<const D: usize>(
     weight: Tensor<D>,
     dim: usize,
     tolerance: f64,
     max_iterations: usize,
 ) -> Result<f64, SpectralNormError> {
-    check_axis(&weight, dim)?;
-    let weight_matrix = matrix(weight.without_autodiff(), dim);
+    power_iteration(weight, dim, tolerance, max_iterations).map(|outcome| outcome.sigma)
+}
+
+/// [`largest_singular_value`], with the steps it took and whether it converged. The start is
+/// a normal draw from `weight`'s device's generator (seed the device for a reproducible run).
+///
+/// ```
+/// use burn::prelude::*;
+/// use spectral_norm::power_iteration;
+///
+/// let w = Tensor::<2>::from_data([[3.0, 0.0], [0.0, 1.0]], &Device::flex());
+/// let outcome = power_iteration(w, 0, 1e-9, 500).unwrap();
+/// assert!(outcome.converged && outcome.iterations > 1);
+/// assert!((outcome.sigma - 3.0).abs() < 1e-6);
+/// ```
+///
+/// # Errors
+///
+/// [`SpectralNormError::DimOutOfRange`] or [`SpectralNormError::EmptyParameter`] (named
+/// `"tensor"`) when `dim` is not an axis of `weight` or an axis is zero-sized.
+pub fn power_iteration<const D: usize>(
+    weight: Tensor<D>,
+    dim: usize,
+    tolerance: f64,
+    max_iterations: usize,
+) -> Result<Convergence, SpectralNormError> {
+    let weight_matrix = matrix_view(weight.without_autodiff(), dim)?;
     let [rows, _] = weight_matrix.dims();
     let device = weight_matrix.device();
     let rule = Normalization::MaxEps(1e-30);
@@ -46,21 +81,50 @@ pub fn largest_singular_value<const D: usize>(
     );
     let mut u = crate::matrix::normalize(start, rule);
     let mut previous = f64::INFINITY;
-    let mut sigma = 0.0;
-    for _ in 0..max_iterations.max(1) {
+    let mut outcome = Convergence {
+        sigma: 0.0,
+        iterations: 0,
+        converged: false,
+    };
+    while outcome.iterations < max_iterations.max(1) {
         let v;
         (u, v) = power_iterate(&weight_matrix, u, Tensor::zeros([1], &device), 1, rule);
-        sigma = mat_vec(weight_matrix.clone(), v)
+        outcome.sigma = mat_vec(weight_matrix.clone(), v)
             .square()
             .sum()
             .sqrt()
             .into_scalar::<f64>();
-        if (sigma - previous).abs() <= tolerance * sigma {
+        outcome.iterations += 1;
+        if (outcome.sigma - previous).abs() <= tolerance * outcome.sigma {
+            outcome.converged = true;
             break;
         }
-        previous = sigma;
+        previous = outcome.sigma;
     }
-    Ok(sigma)
+    Ok(outcome)
+}
+
+/// `weight` as the matrix the spectral norm works on: axis `dim` moved to the front and the
+/// other axes flattened in order, `[shape[dim], numel / shape[dim]]`.
+///
+/// ```
+/// use burn::prelude::*;
+/// use spectral_norm::matrix_view;
+///
+/// let w = Tensor::<3>::from_data([[[1.0, 2.0], [3.0, 4.0]]], &Device::flex()); // [1, 2, 2]
+/// let m = matrix_view(w, 2).unwrap(); // rows: the last axis
+/// m.into_data().assert_eq(&TensorData::from([[1.0, 3.0], [2.0, 4.0]]), false);
+/// ```
+///
+/// # Errors
+///
+/// As [`power_iteration`].
+pub fn matrix_view<const D: usize>(
+    weight: Tensor<D>,
+    dim: usize,
+) -> Result<Tensor<2>, SpectralNormError> {
+    check_axis(&weight, dim)?;
+    Ok(matrix(weight, dim))
 }
 
 /// `σ = u·(M v)`, the estimate that evaluation mode divides by, from stored vectors `u`
@@ -87,8 +151,7 @@ pub fn sigma_from_vectors<const D: usize>(
     v: Tensor<1>,
     dim: usize,
 ) -> Result<f64, SpectralNormError> {
-    check_axis(&weight, dim)?;
-    let weight_matrix = matrix(weight.without_autodiff(), dim);
+    let weight_matrix = matrix_view(weight.without_autodiff(), dim)?;
     let [rows, cols] = weight_matrix.dims();
     if u.dims() != [rows] || v.dims() != [cols] {
         return Err(SpectralNormError::InvalidOp(format!(

@@ -95,6 +95,8 @@ mod estimator;
 mod fast_path_tests;
 #[cfg(feature = "flex")]
 mod flex;
+#[cfg(feature = "store")]
+pub mod format;
 mod inspect;
 mod matrix;
 mod mode;
@@ -108,7 +110,9 @@ mod scratch;
 pub use attach::{default_dim, spectral_norm};
 pub use config::SpectralNormConfig;
 pub use error::SpectralNormError;
-pub use estimate::{largest_singular_value, sigma_from_vectors};
+pub use estimate::{
+    Convergence, largest_singular_value, matrix_view, power_iteration, sigma_from_vectors,
+};
 pub use inspect::{SpectralNormSnapshot, inspect};
 pub use mode::set_power_iteration;
 pub use op::{SpectralNormOp, SpectralNormOpConfig, spectral_norm_op};

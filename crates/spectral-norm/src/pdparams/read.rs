@@ -1,33 +1,7 @@
-//! Paddle's `.pdparams` files: a pickle of a `dict` from names to numpy arrays, as
-//! `paddle.save(layer.state_dict(), path)` writes it (feature `store`).
-//!
-//! Why a reader of our own: `pytorch-reader` (burn-store's pickle reader) reads numpy arrays
-//! as opaque objects, and `serde-pickle` cannot rebuild objects made by `REDUCE` + `BUILD`,
-//! which is how numpy pickles an array. The subset needed is small — the opcodes of pickle
-//! protocols 2 to 5 that build dicts, tuples, strings, bytes, numbers and reduced objects —
-//! and everything else is refused with the offset of the byte it stopped at. Every length is
-//! checked against the bytes that remain, nesting is limited and memo copies are budgeted, so a
-//! malformed file fails instead of allocating without bound or overflowing the stack.
+//! Reading: a pickle machine for the opcodes numpy's and Paddle's pickles use, under a budget.
 
-use thiserror::Error;
-
-/// One array of a `.pdparams` file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PdArray {
-    /// The state-dict key (`fc.weight_orig`).
-    pub name: String,
-    /// Row-major shape.
-    pub shape: Vec<usize>,
-    /// The numpy dtype: `"f4"` or `"f8"`.
-    pub dtype: String,
-    /// The little-endian element bytes, row-major.
-    pub bytes: Vec<u8>,
-}
-
-/// Why a `.pdparams` file could not be read.
-#[derive(Debug, Error, PartialEq)]
-#[error("not a Paddle state dict pickle: {0}")]
-pub struct PdparamsError(String);
+use super::{PdArray, PdparamsError};
+use crate::format::FloatDtype;
 
 fn fail<T>(why: impl Into<String>) -> Result<T, PdparamsError> {
     Err(PdparamsError(why.into()))
@@ -401,7 +375,7 @@ fn array(name: String, state: Value) -> Result<PdArray, PdparamsError> {
     let Value::Tuple(dtype_args) = &**args else {
         return fail(format!("{name}: bad dtype"));
     };
-    let dtype = match dtype_args.first() {
+    let code = match dtype_args.first() {
         Some(Value::Str(s)) => s.clone(),
         _ => return fail(format!("{name}: bad dtype")),
     };
@@ -409,11 +383,10 @@ fn array(name: String, state: Value) -> Result<PdArray, PdparamsError> {
         Some(Value::Tuple(s)) => !matches!(s.get(1), Some(Value::Str(order)) if order == ">"),
         _ => true,
     };
-    let width = match dtype.as_str() {
-        "f4" => 4,
-        "f8" => 8,
-        other => return fail(format!("{name}: dtype {other} is not supported (f4, f8)")),
+    let Some(dtype) = FloatDtype::from_numpy(&code) else {
+        return fail(format!("{name}: dtype {code} is not supported (f4, f8)"));
     };
+    let width = dtype.size();
     if *fortran || !little_endian {
         return fail(format!(
             "{name}: Fortran-ordered or big-endian arrays are not supported"
@@ -425,7 +398,7 @@ fn array(name: String, state: Value) -> Result<PdArray, PdparamsError> {
         .ok_or_else(|| PdparamsError(format!("{name}: shape too large")))?;
     if count.checked_mul(width) != Some(bytes.len()) {
         return fail(format!(
-            "{name}: {} bytes for shape {shape:?} of {dtype}",
+            "{name}: {} bytes for shape {shape:?} of {code}",
             bytes.len()
         ));
     }
@@ -435,35 +408,4 @@ fn array(name: String, state: Value) -> Result<PdArray, PdparamsError> {
         dtype,
         bytes: bytes.clone(),
     })
-}
-
-/// Writes arrays as `paddle.save` would: a protocol-2 pickle of a dict of numpy arrays, which
-/// `paddle.load` (and `pickle.load` with numpy) reads back.
-pub fn write(arrays: &[PdArray]) -> Vec<u8> {
-    let mut out = vec![0x80, 2, b'}', b'('];
-    let text = |out: &mut Vec<u8>, s: &str| {
-        out.push(b'X');
-        out.extend((s.len() as u32).to_le_bytes());
-        out.extend(s.as_bytes());
-    };
-    for array in arrays {
-        text(&mut out, &array.name);
-        out.extend(
-            b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R(K\x01(",
-        );
-        for d in &array.shape {
-            out.push(b'J');
-            out.extend((*d as i32).to_le_bytes());
-        }
-        out.extend(b"tcnumpy\ndtype\n");
-        text(&mut out, &array.dtype);
-        out.extend(b"\x89\x88\x87R(K\x03");
-        text(&mut out, "<");
-        out.extend(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89B");
-        out.extend((array.bytes.len() as u32).to_le_bytes());
-        out.extend(&array.bytes);
-        out.extend(b"tb");
-    }
-    out.extend(b"u.");
-    out
 }

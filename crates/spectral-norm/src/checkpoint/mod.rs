@@ -26,26 +26,15 @@ use burn::store::{
 };
 use thiserror::Error;
 
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+mod keys;
+mod transcode;
 
+use crate::format::FileFormat;
 use crate::mode::REPARAMETERIZATION_CONTAINER;
-use crate::pdparams::{self, PdArray};
+use crate::pdparams;
 use crate::reparameterization::SpectralNorm;
 
-/// Which framework wrote (or will read) a checkpoint, and so its key names and layouts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Checkpoint {
-    /// Burn's own names.
-    Burn,
-    /// `paddle.nn.utils.spectral_norm` state dicts: `P_orig`, `P_u`, `P_v`.
-    Paddle,
-    /// `torch.nn.utils.spectral_norm`: `P_orig`, `P_u`, `P_v`, Linear weights `[out, in]`.
-    PyTorchHook,
-    /// `torch.nn.utils.parametrizations.spectral_norm`: `M.parametrizations.N.original`,
-    /// `….0._u`, `….0._v`, Linear weights `[out, in]`.
-    PyTorchParametrization,
-}
+pub use keys::{Checkpoint, NormalizedKeys};
 
 /// Why a checkpoint could not be read or written. The module given is never changed.
 #[derive(Debug, Error)]
@@ -101,8 +90,8 @@ pub fn load_checkpoint<M: Module>(
         file: path.to_path_buf(),
         message,
     };
-    let result = match extension(path).as_str() {
-        "safetensors" => {
+    let result = match FileFormat::of(path) {
+        Some(FileFormat::Safetensors) => {
             let store = SafetensorsStore::from_file(path)
                 .remap(remapper)
                 .allow_partial(true);
@@ -115,7 +104,7 @@ pub fn load_checkpoint<M: Module>(
                 .load_from(&mut store)
                 .map_err(|e| store_error(e.to_string()))?
         }
-        "pt" | "pth" if pytorch => {
+        Some(FileFormat::PyTorch) if pytorch => {
             let mut store = PytorchStore::from_file(path)
                 .remap(remapper)
                 .allow_partial(true);
@@ -123,10 +112,10 @@ pub fn load_checkpoint<M: Module>(
                 .load_from(&mut store)
                 .map_err(|e| store_error(e.to_string()))?
         }
-        "pdparams" if kind == Checkpoint::Paddle => {
+        Some(FileFormat::Pdparams) if kind == Checkpoint::Paddle => {
             let bytes = std::fs::read(path).map_err(|e| store_error(e.to_string()))?;
             let arrays = pdparams::read(&bytes).map_err(|e| store_error(e.to_string()))?;
-            let bytes = arrays_to_safetensors(&arrays).map_err(store_error)?;
+            let bytes = transcode::arrays_to_safetensors(&arrays).map_err(store_error)?;
             let mut store = SafetensorsStore::from_bytes(Some(bytes))
                 .remap(remapper)
                 .allow_partial(true);
@@ -134,7 +123,7 @@ pub fn load_checkpoint<M: Module>(
                 .load_from(&mut store)
                 .map_err(|e| store_error(e.to_string()))?
         }
-        other => return Err(unsupported(path, other, kind)),
+        _ => return Err(unsupported(path, kind)),
     };
     let mut problems: Vec<String> = result
         .missing
@@ -171,20 +160,20 @@ pub fn save_checkpoint<M: Module>(
         file: path.to_path_buf(),
         message,
     };
-    let store = match extension(path).as_str() {
-        "safetensors" => SafetensorsStore::from_file(path),
-        "pdparams" if kind == Checkpoint::Paddle => {
+    let store = match FileFormat::of(path) {
+        Some(FileFormat::Safetensors) => SafetensorsStore::from_file(path),
+        Some(FileFormat::Pdparams) if kind == Checkpoint::Paddle => {
             let mut store =
                 SafetensorsStore::from_bytes(None).remap(remapper(module, kind, Direction::Save));
             module
                 .save_into(&mut store)
                 .map_err(|e| store_error(e.to_string()))?;
             let bytes = store.get_bytes().map_err(|e| store_error(e.to_string()))?;
-            let arrays = safetensors_to_arrays(&bytes).map_err(store_error)?;
-            return std::fs::write(path, pdparams::write(&arrays))
-                .map_err(|e| store_error(e.to_string()));
+            let arrays = transcode::safetensors_to_arrays(&bytes).map_err(store_error)?;
+            let pickle = pdparams::write(&arrays).map_err(|e| store_error(e.to_string()))?;
+            return std::fs::write(path, pickle).map_err(|e| store_error(e.to_string()));
         }
-        other => return Err(unsupported(path, other, kind)),
+        _ => return Err(unsupported(path, kind)),
     };
     let store = store.remap(remapper(module, kind, Direction::Save));
     let mut store = match kind {
@@ -201,62 +190,12 @@ pub fn save_checkpoint<M: Module>(
         })
 }
 
-/// The arrays of a `.pdparams` file as a safetensors buffer, for burn-store to load.
-fn arrays_to_safetensors(arrays: &[PdArray]) -> Result<Vec<u8>, String> {
-    let views = arrays
-        .iter()
-        .map(|a| {
-            let dtype = if a.dtype == "f8" {
-                Dtype::F64
-            } else {
-                Dtype::F32
-            };
-            TensorView::new(dtype, a.shape.clone(), &a.bytes).map(|view| (a.name.clone(), view))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    safetensors::serialize(views, None).map_err(|e| e.to_string())
-}
-
-/// The tensors of a safetensors buffer as `.pdparams` arrays.
-fn safetensors_to_arrays(bytes: &[u8]) -> Result<Vec<PdArray>, String> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
-    let mut tensors = file.tensors();
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    tensors
-        .into_iter()
-        .map(|(name, view)| {
-            let dtype = match view.dtype() {
-                Dtype::F32 => "f4",
-                Dtype::F64 => "f8",
-                other => {
-                    return Err(format!(
-                        "{name}: dtype {other:?} cannot be written to .pdparams"
-                    ));
-                }
-            };
-            Ok(PdArray {
-                name,
-                shape: view.shape().to_vec(),
-                dtype: dtype.into(),
-                bytes: view.data().to_vec(),
-            })
-        })
-        .collect()
-}
-
-fn extension(path: &Path) -> String {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-}
-
-fn unsupported(path: &Path, extension: &str, kind: Checkpoint) -> CheckpointError {
+fn unsupported(path: &Path, kind: Checkpoint) -> CheckpointError {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
     CheckpointError::Unsupported {
         file: path.to_path_buf(),
         why: format!(
-            "cannot use a .{extension} file as a {kind:?} checkpoint: supported are .safetensors \
+            "cannot use {name:?} as a {kind:?} checkpoint: supported are .safetensors \
              (every kind, load and save), .pdparams (Paddle, load and save) and .pt/.pth \
              (PyTorch kinds, load)"
         ),
@@ -273,7 +212,7 @@ enum Direction {
 fn remapper<M: Module>(module: &M, kind: Checkpoint, direction: Direction) -> KeyRemapper {
     let pairs = normalized_paths(module)
         .into_iter()
-        .flat_map(|path| file_keys(&path, kind));
+        .flat_map(|path| kind.renames(&path));
     let patterns: Vec<(String, String)> = pairs
         .map(|(file, burn)| match direction {
             Direction::Load => (format!("^{}$", regex::escape(&file)), burn),
@@ -281,37 +220,6 @@ fn remapper<M: Module>(module: &M, kind: Checkpoint, direction: Direction) -> Ke
         })
         .collect();
     KeyRemapper::from_patterns(patterns).expect("escaped literal patterns are valid regexes")
-}
-
-/// `(file key, Burn key)` for W, u and v of the normalized parameter at `path`.
-fn file_keys(path: &str, kind: Checkpoint) -> Vec<(String, String)> {
-    let burn = |suffix: &str| format!("{path}{suffix}");
-    let (module, name) = match path.rsplit_once('.') {
-        Some((module, name)) => (format!("{module}."), name),
-        None => (String::new(), path),
-    };
-    match kind {
-        Checkpoint::Burn => Vec::new(),
-        Checkpoint::Paddle | Checkpoint::PyTorchHook => vec![
-            (format!("{path}_orig"), burn("")),
-            (format!("{path}_u"), burn(".spectral_norm.u")),
-            (format!("{path}_v"), burn(".spectral_norm.v")),
-        ],
-        Checkpoint::PyTorchParametrization => vec![
-            (
-                format!("{module}parametrizations.{name}.original"),
-                burn(""),
-            ),
-            (
-                format!("{module}parametrizations.{name}.0._u"),
-                burn(".spectral_norm.u"),
-            ),
-            (
-                format!("{module}parametrizations.{name}.0._v"),
-                burn(".spectral_norm.v"),
-            ),
-        ],
-    }
 }
 
 /// Paths of the parameters that carry spectral norm.
