@@ -31,11 +31,14 @@
 //! assert!(inspect(&plain.weight).is_none());
 //! ```
 //!
-//! Also: [`set_power_iteration`] stops or resumes the iteration on the training device (for a
-//! gradient penalty, say); [`largest_singular_value`] and [`sigma_from_vectors`] measure any
-//! weight; [`SpectralNormOp`] is Paddle's op layer. With the `store` feature, `checkpoint`
-//! loads and saves Paddle's and PyTorch's checkpoint layouts and `pdparams` reads and writes
-//! Paddle's pickles.
+//! Also: the state itself, `param.reparameterization::<`[`SpectralNorm`]`>()`, gives `u()`,
+//! `v()`, its settings and `set_vectors` (vectors from elsewhere); [`set_power_iteration`] stops
+//! or resumes the iteration on the training device (for a gradient penalty, say);
+//! [`largest_singular_value`], [`power_iteration`], [`matrix_view`] and [`sigma_from_vectors`]
+//! measure any weight; [`SpectralNormOp`] is Paddle's op layer. With the `store` feature,
+//! `checkpoint` loads and saves Paddle's and PyTorch's checkpoint layouts (and names their
+//! keys), `pdparams` reads and writes Paddle's pickles, and `format` names file formats and
+//! float dtypes.
 //!
 //! # Features and speed
 //!
@@ -46,8 +49,9 @@
 //!   for weights of 32 MiB or more), the backward is one closed-form autodiff node that corrects
 //!   the incoming gradient in place (a convolution's too, in the swapped layout Burn produces),
 //!   and eval mode caches `W/σ` while `W` is the same tensor and neither vector was written.
-//!   Large weights are split across the rayon pool. Every other backend, dtype or layout runs the
-//!   generic path in Burn tensor operations, with the same results up to rounding.
+//!   The storage survives optimizer steps. Large weights are split across the rayon pool. Every
+//!   other backend, dtype or layout runs the generic path in Burn tensor operations, with the
+//!   same results up to rounding.
 //! - `store`: checkpoint interop (see above).
 //!
 //! # Semantics
