@@ -397,3 +397,100 @@ fn optimizer_steps_keep_the_output_storage() {
     assert_close(&fast, &slow, 2e-6, "W/σ after optimizer steps");
     assert_eq!(layer.num_params(), 24 * 16 + 16 + 16 + 24);
 }
+
+/// Finite entries within `tolerance` of the reference (relative to its largest finite entry);
+/// non-finite ones exactly the reference's: NaN for NaN, the same infinity.
+fn assert_same_outcome(fast: &[f64], generic: &[f64], tolerance: f64, what: &str) {
+    assert_eq!(fast.len(), generic.len(), "{what}: lengths");
+    let scale = generic
+        .iter()
+        .filter(|x| x.is_finite())
+        .fold(0f64, |m, x| m.max(x.abs()))
+        .max(f64::MIN_POSITIVE);
+    for (i, (a, b)) in fast.iter().zip(generic).enumerate() {
+        let same = if b.is_nan() {
+            a.is_nan()
+        } else if b.is_infinite() {
+            a == b
+        } else {
+            a.is_finite() && (a - b).abs() <= tolerance * scale
+        };
+        assert!(same, "{what}[{i}]: fast {a} vs generic {b}");
+    }
+}
+
+/// Weights whose squares overflow or underflow in their dtype. Paddle's plain sums of squares
+/// make an overflowing norm infinite, so `v = Wᵀu / ∞ = ±0`, `u = 0`, `σ = 0` and `W/σ = ±∞`
+/// (NaN where W is 0); at 1e-15 in f32, `σ²` underflows and the gradient is NaN. The fast path
+/// must give exactly the infinities and NaNs that the generic path (Burn's autodiff through the
+/// same operations) gives, in every layout, forward and backward.
+#[test]
+fn overflow_and_underflow_give_the_generic_paths_infinities_and_nans() {
+    let device = Device::flex().autodiff();
+    let cases = [
+        (1e30, DType::F32),
+        (1e-30, DType::F32),
+        (1e15, DType::F32),
+        (1e-15, DType::F32),
+        (1e200, DType::F64),
+        (1e-200, DType::F64),
+    ];
+    let layouts: [([usize; 4], usize, Incoming); 4] = [
+        ([1, 1, 6, 5], 3, Incoming::Contiguous), // a Linear [in, out]: blocks
+        ([1, 1, 6, 5], 2, Incoming::Contiguous), // rows of M stored
+        ([4, 3, 2, 2], 0, Incoming::Swapped),    // a Conv2d's gradient
+        ([3, 4, 2, 2], 1, Incoming::Swapped),    // a ConvTranspose2d's
+    ];
+    for (scale, dtype) in cases {
+        for (shape, dim, incoming) in layouts {
+            let numel = shape.iter().product();
+            // One zero entry, so that 0 / 0 shows where W/σ is NaN rather than infinite.
+            let mut weight: Vec<f64> = pseudo_random(numel, 13).iter().map(|x| x * scale).collect();
+            weight[0] = 0.0;
+            let run = |fast: bool| {
+                let sn = state(&shape, dim, 1, dtype, &device);
+                let w = tensor(weight.clone(), shape, dtype, &device).require_grad();
+                let out = if fast {
+                    sn.apply(w.clone())
+                } else {
+                    generic(&sn, &w)
+                };
+                let loss = match incoming {
+                    Incoming::Contiguous => out.clone().sum(),
+                    Incoming::Swapped => out.clone().swap_dims(0, 1).sum(),
+                };
+                let grad = w.grad(&loss.backward()).unwrap();
+                (values(out), values(grad), values(sn.u()), values(sn.v()))
+            };
+            let (fast, reference) = (run(true), run(false));
+            let tolerance = if dtype == DType::F64 { 1e-12 } else { 2e-5 };
+            let case = format!("{scale:e} {dtype:?} {shape:?} dim {dim}");
+            assert_same_outcome(&fast.0, &reference.0, tolerance, &format!("W/σ {case}"));
+            assert_same_outcome(
+                &fast.1,
+                &reference.1,
+                tolerance * 10.0,
+                &format!("dW {case}"),
+            );
+            assert_same_outcome(&fast.2, &reference.2, tolerance, &format!("u {case}"));
+            assert_same_outcome(&fast.3, &reference.3, tolerance, &format!("v {case}"));
+            if scale == 1e30 || scale == 1e200 {
+                // Paddle's outcome, as its conformance suite records it.
+                assert!(fast.2.iter().all(|&x| x == 0.0), "u = 0: {case}");
+                assert!(fast.3.iter().all(|&x| x == 0.0), "v = ±0: {case}");
+                assert!(fast.0[0].is_nan(), "0 / 0: {case}");
+                assert!(
+                    fast.0[1..].iter().all(|x| x.is_infinite()),
+                    "W/σ = ±∞: {case}"
+                );
+            }
+            if scale == 1e-15 && dtype == DType::F32 {
+                assert!(
+                    fast.0.iter().all(|x| x.is_finite()),
+                    "finite weight: {case}"
+                );
+                assert!(fast.1.iter().any(|x| x.is_nan()), "NaN gradient: {case}");
+            }
+        }
+    }
+}

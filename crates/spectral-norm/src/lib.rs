@@ -75,7 +75,11 @@
 //! Nothing is refused at run time and nothing panics: non-finite values propagate as in Paddle.
 //! One NaN in `W` makes `u`, `v`, `σ` and `W/σ` NaN (the `max` keeps NaN); an infinite entry
 //! makes the norm infinite and the result NaN; an all-zero `W` gives `u = v = 0`, `σ = 0` and
-//! a NaN weight (`0 / 0`). The vectors then stay NaN until overwritten, as in Paddle.
+//! a NaN weight (`0 / 0`). The vectors then stay NaN until overwritten, as in Paddle. Finite
+//! weights whose squares overflow give an infinite norm, so `v = Wᵀu / ∞ = 0`, `u = 0`, `σ = 0`
+//! and `W/σ = ±∞` (NaN where `W` is 0); where `σ²` underflows (f32 weights ~1e-15) the gradient
+//! is NaN, as autodiff through `W / σ` computes it. The Flex fast path takes the unfused
+//! computation wherever its fused one would give other infinities or NaNs.
 //!
 //! # Differences from Paddle
 //!

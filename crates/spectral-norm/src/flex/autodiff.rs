@@ -44,19 +44,20 @@ where
             .weight
             .as_slice::<T>()
             .expect("W was checked contiguous");
-        if let Some(layout) = swapped_layout::<T>(&grad, &saved.weight, saved.dim) {
+        let corrected = match swapped_layout::<T>(&grad, &saved.weight, saved.dim) {
             // A convolution's weight gradient: updated where it lies, handed on as it came.
-            let g = grad.storage_mut::<T>();
-            backward_swapped_in_place(
-                g,
+            Some(layout) => backward_swapped_in_place(
+                grad.storage_mut::<T>(),
                 weight,
                 layout,
                 saved.dim,
                 &saved.u,
                 &saved.v,
                 saved.sigma,
-            );
-        } else {
+            ),
+            None => false,
+        };
+        if !corrected {
             // Usually ours alone (storage_mut copies only if shared): the result overwrites it.
             if !(grad.is_contiguous() && grad.layout().start_offset() == 0) {
                 grad = grad.to_contiguous();

@@ -73,7 +73,40 @@ fn dot_all<T: Real>(a: &[T], b: &[T]) -> T {
         .fold(T::default(), |total, part| total + part)
 }
 
-/// For a contiguous `g = ∂L/∂(W/σ)`, `g ← (g − ⟨g, W⟩/σ · u vᵀ) / σ`.
+/// Whether the closed form `(g − ⟨g, W⟩/σ · u vᵀ) / σ` gives what autodiff through
+/// `W / σ(W)` gives, `g · (1/σ) + Σ g ⊙ (−W / σ²) · u vᵀ`, up to rounding: when `1/σ` and `σ²`
+/// are normal numbers and the dot `c = ⟨g, W⟩/σ` is finite. Otherwise (σ = 0 from vectors that
+/// overflowed to 0, σ² underflowing in f32 for weights ~1e-15, an infinite dot) the two differ
+/// in which entries are infinite or NaN, and [`backward_as_autodiff`] is taken instead, as the
+/// generic path and Paddle compute it.
+fn closed_form_is_exact<T: Real>(sigma: T, c: T) -> bool {
+    (T::from_f64(1.0) / sigma).is_normal() && (sigma * sigma).is_normal() && c.is_finite()
+}
+
+/// For a contiguous `g = ∂L/∂(W/σ)`, the gradient with respect to `W` in Burn's autodiff order
+/// of operations: `g · (1/σ) + (Σ g ⊙ (−W / σ²)) · u vᵀ`.
+pub(crate) fn backward_as_autodiff<T: Real>(
+    g: &mut [T],
+    w: &[T],
+    view: View,
+    u: &[T],
+    v: &[T],
+    sigma: T,
+) {
+    let (recip, square) = (T::from_f64(1.0) / sigma, sigma * sigma);
+    let mut c = T::default();
+    for (&gi, &wi) in g.iter().zip(w) {
+        c += gi * ((T::default() - wi) / square);
+    }
+    for (t, gi) in g.iter_mut().enumerate() {
+        let (block, r) = (t / view.inner, t % view.inner);
+        let (o, j) = (block / view.rows, block % view.rows);
+        *gi = *gi * recip + c * u[j] * v[o * view.inner + r];
+    }
+}
+
+/// For a contiguous `g = ∂L/∂(W/σ)`, `g ← (g − ⟨g, W⟩/σ · u vᵀ) / σ`; in autodiff's order of
+/// operations where the closed form would not give the same infinities and NaNs.
 pub(crate) fn backward_in_place<T: Real>(
     g: &mut [T],
     w: &[T],
@@ -83,6 +116,9 @@ pub(crate) fn backward_in_place<T: Real>(
     sigma: T,
 ) {
     let c = dot_all(g, w) / sigma;
+    if !closed_form_is_exact(sigma, c) {
+        return backward_as_autodiff(g, w, view, u, v, sigma);
+    }
     // Whole rows of M-blocks (`inner` elements sharing one u_j) per parallel piece.
     let units = view.outer * view.rows;
     let per_piece = units.div_ceil(ranges(units, g.len()).len()).max(1);
@@ -121,7 +157,10 @@ pub(crate) fn backward_in_place<T: Real>(
 }
 
 /// For `g` stored as [`Swapped`] and the matrix rows on axis `dim` (0 or 1, the only axes this
-/// layout is taken for), `g ← (g − ⟨g, W⟩/σ · u vᵀ) / σ` where it lies.
+/// layout is taken for), `g ← (g − ⟨g, W⟩/σ · u vᵀ) / σ` where it lies. Returns `false`, having
+/// written nothing, where the closed form would not give autodiff's infinities and NaNs: the
+/// caller then takes [`backward_as_autodiff`] on a contiguous copy.
+#[must_use]
 pub(crate) fn backward_swapped_in_place<T: Real>(
     g: &mut [T],
     w: &[T],
@@ -130,7 +169,7 @@ pub(crate) fn backward_swapped_in_place<T: Real>(
     u: &[T],
     v: &[T],
     sigma: T,
-) {
+) -> bool {
     debug_assert!(dim < 2 && g.len() == w.len());
     let block = layout.block();
     let pieces = ranges(layout.s1, g.len());
@@ -146,6 +185,9 @@ pub(crate) fn backward_swapped_in_place<T: Real>(
         .into_iter()
         .fold(T::default(), |total, part| total + part)
         / sigma;
+    if !closed_form_is_exact(sigma, c) {
+        return false;
+    }
     let by = Correction { c, u, v, sigma };
     let per_piece = layout.s1.div_ceil(pieces.len()).max(1);
     g.par_chunks_mut(per_piece * block)
@@ -158,6 +200,7 @@ pub(crate) fn backward_swapped_in_place<T: Real>(
                 swapped_correct_blocks(g, layout, first, by);
             }
         });
+    true
 }
 
 with_avx2! {

@@ -208,6 +208,14 @@ fn m_then_mt<T: Real>(w: &[T], view: View, x: &[T]) -> (Vec<T>, Vec<T>) {
     (concat(y), sum_parts(z))
 }
 
+/// Whether `product / by`, the fused sweep's `A (x · by) / by`, is what the unfused `A x` gives
+/// up to rounding: true unless the scale overflowed (`by` infinite or NaN, where Paddle's
+/// `x = z / ‖z‖` is 0 and `A x` is 0, not `inf / inf`) or the unscaled product did (`inf`
+/// where `A x` is finite). The fallback is one more sweep, taken only then.
+fn fused_is_exact<T: Real>(product: &[T], by: T) -> bool {
+    by.is_finite() && product.iter().all(|x| x.is_finite())
+}
+
 /// The outcome of a training-mode use: the new vectors and `σ = u·(M v)`.
 #[derive(Debug, Clone)]
 pub(crate) struct Estimate<T> {
@@ -247,8 +255,13 @@ fn iterate_blocks<T: Real>(
         let d = denominator(&z, eps);
         v = z;
         divide_all(&mut v, d);
-        mv = y;
-        divide_all(&mut mv, d);
+        mv = if fused_is_exact(&y, d) {
+            let mut mv = y;
+            divide_all(&mut mv, d);
+            mv
+        } else {
+            m_vec(w, view, &v)
+        };
         u = mv.clone();
         divide_all(&mut u, denominator(&mv, eps));
     }
@@ -268,9 +281,15 @@ fn iterate_rows<T: Real>(
     divide_all(&mut v, d);
     // Every step but the last fuses its `M v` with the next step's `Mᵀu`.
     for _ in 1..iterations.get() {
-        let (y, mut z) = m_then_mt(w, view, &v);
+        let (mut y, mut z) = m_then_mt(w, view, &v);
         // z = Mᵀ y = ‖·‖-scaled Mᵀu for u = y / max(‖y‖, eps).
-        divide_all(&mut z, denominator(&y, eps));
+        let dy = denominator(&y, eps);
+        if fused_is_exact(&z, dy) {
+            divide_all(&mut z, dy);
+        } else {
+            divide_all(&mut y, dy);
+            z = mt_vec(w, view, &y);
+        }
         let d = denominator(&z, eps);
         v = z;
         divide_all(&mut v, d);

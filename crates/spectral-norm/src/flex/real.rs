@@ -24,12 +24,22 @@ pub(crate) trait Real:
 {
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
+    /// Neither infinite nor NaN.
+    fn is_finite(self) -> bool;
+    /// Finite, not zero and not subnormal.
+    fn is_normal(self) -> bool;
     fn sqrt(self) -> Self;
 }
 
 impl Real for f32 {
     fn from_f64(x: f64) -> Self {
         x as f32
+    }
+    fn is_finite(self) -> bool {
+        f32::is_finite(self)
+    }
+    fn is_normal(self) -> bool {
+        f32::is_normal(self)
     }
     fn to_f64(self) -> f64 {
         f64::from(self)
@@ -42,6 +52,12 @@ impl Real for f32 {
 impl Real for f64 {
     fn from_f64(x: f64) -> Self {
         x
+    }
+    fn is_finite(self) -> bool {
+        f64::is_finite(self)
+    }
+    fn is_normal(self) -> bool {
+        f64::is_normal(self)
     }
     fn to_f64(self) -> f64 {
         self
