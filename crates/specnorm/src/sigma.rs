@@ -5,6 +5,9 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 use nalgebra::DMatrix;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
 
 /// The largest `min(rows, cols)² · max(rows, cols)` for which σ comes from an SVD: 512³, a
 /// 512 × 512 matrix (about 0.1 s in release builds on one core) or a thinner one of the same
@@ -128,16 +131,26 @@ fn by_svd(values: &[f64], rows: usize, cols: usize) -> Option<f64> {
     Some(svd.singular_values.max())
 }
 
-/// Power iteration (the library's, in f64 on the Flex backend from a fixed seed) until two
-/// estimates differ by at most [`POWER_TOLERANCE`] relative.
+/// Power iteration (the library's, in f64 on the Flex backend) from a start drawn with a fixed
+/// seed, until two estimates differ by at most [`POWER_TOLERANCE`] relative.
 fn power_iteration(values: &[f64], rows: usize, cols: usize) -> Sigma {
     let device = Device::flex();
-    device.seed(0x5eed);
     let matrix = Tensor::<2>::from_data(
         TensorData::new(values.to_vec(), [rows, cols]),
         (&device, DType::F64),
     );
-    match spectral_norm::power_iteration(matrix, 0, POWER_TOLERANCE, POWER_MAX_ITERATIONS) {
+    // Not the device's generator: other users of it would change the report.
+    let mut rng = StdRng::seed_from_u64(0x5eed);
+    let start: Vec<f64> = (0..rows).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let start = Tensor::<1>::from_data(TensorData::new(start, [rows]), (&device, DType::F64));
+    let outcome = spectral_norm::power_iteration_from(
+        matrix,
+        0,
+        start,
+        POWER_TOLERANCE,
+        POWER_MAX_ITERATIONS,
+    );
+    match outcome {
         Ok(outcome) => Sigma {
             value: outcome.sigma,
             method: Method::PowerIteration {
@@ -155,10 +168,6 @@ fn power_iteration(values: &[f64], rows: usize, cols: usize) -> Sigma {
 
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
-    use rand::rngs::StdRng;
-    use rand_distr::{Distribution, StandardNormal};
-
     use super::*;
 
     fn dot(a: &[f64], b: &[f64]) -> f64 {

@@ -70,15 +70,49 @@ pub fn power_iteration<const D: usize>(
     tolerance: f64,
     max_iterations: usize,
 ) -> Result<Convergence, SpectralNormError> {
+    let rows = weight.dims().get(dim).copied().unwrap_or(0);
+    let options = (&weight.device(), weight.dtype());
+    let start = Tensor::random([rows], Distribution::Normal(0.0, 1.0), options).without_autodiff();
+    power_iteration_from(weight, dim, start, tolerance, max_iterations)
+}
+
+/// [`power_iteration`] from a given start `u` (`[weight.shape[dim]]`, any non-zero length), for
+/// runs that must not draw from the device's generator.
+///
+/// ```
+/// use burn::prelude::*;
+/// use spectral_norm::power_iteration_from;
+///
+/// let device = Device::flex();
+/// let w = Tensor::<2>::from_data([[3.0, 0.0], [0.0, 1.0]], &device);
+/// let start = Tensor::<1>::from_data([1.0, 1.0], &device);
+/// let outcome = power_iteration_from(w, 0, start, 1e-9, 500).unwrap();
+/// assert!((outcome.sigma - 3.0).abs() < 1e-6);
+/// ```
+///
+/// # Errors
+///
+/// As [`power_iteration`], and [`SpectralNormError::VectorLength`] for a start of another
+/// length.
+pub fn power_iteration_from<const D: usize>(
+    weight: Tensor<D>,
+    dim: usize,
+    start: Tensor<1>,
+    tolerance: f64,
+    max_iterations: usize,
+) -> Result<Convergence, SpectralNormError> {
     let weight_matrix = matrix_view(weight.without_autodiff(), dim)?;
     let [rows, _] = weight_matrix.dims();
+    if start.dims() != [rows] {
+        return Err(SpectralNormError::VectorLength {
+            vector: "u",
+            expected: rows,
+            got: start.dims()[0],
+        });
+    }
     let device = weight_matrix.device();
     let rule = Normalization::MaxEps(1e-30);
-    let start = Tensor::random(
-        [rows],
-        Distribution::Normal(0.0, 1.0),
-        (&device, weight_matrix.dtype()),
-    );
+    let start = start.to_device(&device).cast(weight_matrix.dtype());
     let mut u = crate::matrix::normalize(start, rule);
     let mut previous = f64::INFINITY;
     let mut outcome = Convergence {

@@ -119,7 +119,8 @@ pub use attach::{default_dim, spectral_norm};
 pub use config::SpectralNormConfig;
 pub use error::SpectralNormError;
 pub use estimate::{
-    Convergence, largest_singular_value, matrix_view, power_iteration, sigma_from_vectors,
+    Convergence, largest_singular_value, matrix_view, power_iteration, power_iteration_from,
+    sigma_from_vectors,
 };
 pub use inspect::{SpectralNormSnapshot, inspect};
 pub use mode::set_power_iteration;
