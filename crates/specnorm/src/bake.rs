@@ -1,7 +1,7 @@
 //! `specnorm bake IN OUT`: replace every spectrally normalized weight by the weight its layer
 //! uses in evaluation, `W / σ` with `σ = u·(W v)`, under its plain key; drop u and v.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
@@ -22,6 +22,7 @@ pub struct BakeArgs {
 
 /// Runs `bake`, returning how many weights were baked.
 pub fn run(args: &BakeArgs) -> Result<usize> {
+    refuse_to_overwrite(&args.input, &args.output)?;
     let mut tensors = tensors::read(&args.input)?;
     let sn = normalized(&tensors);
     if sn.is_empty() {
@@ -46,6 +47,12 @@ pub fn run(args: &BakeArgs) -> Result<usize> {
         );
         let dim = axis_of(&key, &weight, &u, &v)?;
         let sigma = sigma_of_vectors(&key, &weight, &u, &v, dim)?;
+        if !sigma.is_finite() || sigma == 0.0 {
+            bail!(
+                "{key}: the stored u and v give σ = u·(W v) = {sigma}; dividing by it would \
+                 write non-finite weights"
+            );
+        }
         weight.values.iter_mut().for_each(|x| *x /= sigma);
         if tensors.insert(entry.plain.clone(), weight).is_some() {
             bail!("{key}: the plain key {} is already taken", entry.plain);
@@ -54,6 +61,39 @@ pub fn run(args: &BakeArgs) -> Result<usize> {
     tensors::write(&args.output, &tensors)?;
     println!("baked {} weights into {}", sn.len(), args.output.display());
     Ok(sn.len())
+}
+
+/// Refuses an `output` that is `input` itself: the same path, or the same file through a
+/// symbolic or hard link. Baking drops u and v, so writing over the input would lose them.
+fn refuse_to_overwrite(input: &Path, output: &Path) -> Result<()> {
+    if same_file(input, output) {
+        bail!(
+            "{}: is the input {}; bake writes a new file and never overwrites its input",
+            output.display(),
+            input.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether both paths name one existing file (after links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(a), Ok(b)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(a), Ok(b)) if a == b
+        )
+    }
 }
 
 #[cfg(test)]
@@ -159,6 +199,63 @@ mod tests {
         }
         assert!(!again.exists(), "no partial output");
         assert!(!dir.join("again.safetensors.partial").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn bake_never_writes_over_its_input() {
+        let dir = scratch("bake-onto-input");
+        let input = dir.join("model.safetensors");
+        std::fs::copy(fixture("paddle.safetensors"), &input).unwrap();
+        let original = std::fs::read(&input).unwrap();
+        let symlink = dir.join("link.safetensors");
+        let hardlink = dir.join("hard.safetensors");
+        std::os::unix::fs::symlink(&input, &symlink).unwrap();
+        std::fs::hard_link(&input, &hardlink).unwrap();
+        let dotted = dir.join(".").join("model.safetensors");
+        for output in [input.clone(), symlink, hardlink, dotted] {
+            let error = run(&BakeArgs {
+                input: input.clone(),
+                output: output.clone(),
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("never overwrites its input"), "{error}");
+            assert_eq!(
+                std::fs::read(&input).unwrap(),
+                original,
+                "{}",
+                output.display()
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_zero_or_non_finite_sigma_is_refused_naming_the_key() {
+        let dir = scratch("bake-sigma");
+        let mut tensors = tensors::read(&fixture("paddle.safetensors")).unwrap();
+        let key = normalized(&tensors)[0].clone();
+        for bad in [0.0, f64::NAN] {
+            for vector in [&key.u, &key.v] {
+                tensors.get_mut(vector).unwrap().values.fill(bad);
+            }
+            let input = dir.join("bad.safetensors");
+            tensors::write(&input, &tensors).unwrap();
+            let output = dir.join("out.safetensors");
+            let error = run(&BakeArgs {
+                input,
+                output: output.clone(),
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains(&key.weight) && error.contains("non-finite"),
+                "{error}"
+            );
+            assert!(!output.exists());
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
