@@ -38,7 +38,8 @@ use crate::reparameterization::SpectralNorm;
 ///
 /// # Errors
 ///
-/// See [`SpectralNormError`]: zero iterations, a NaN `eps`, an unknown path, a `dim` out of
+/// See [`SpectralNormError`]: zero iterations, an `eps` that is not finite and positive, an
+/// unknown path, a `dim` out of
 /// range or missing, a zero-sized axis, or a parameter that is already reparameterized.
 pub fn spectral_norm<M: Module>(
     module: &M,
@@ -73,8 +74,8 @@ fn validate<M: Module>(
     }
     let n_power_iterations = NonZeroUsize::new(config.n_power_iterations)
         .ok_or(SpectralNormError::ZeroPowerIterations)?;
-    if config.eps.is_nan() {
-        return Err(SpectralNormError::NanEps);
+    if !(config.eps.is_finite() && config.eps > 0.0) {
+        return Err(SpectralNormError::InvalidEps { eps: config.eps });
     }
     let target = match survey.found {
         None => {

@@ -9,9 +9,25 @@ pub enum SpectralNormError {
     #[error("n_power_iterations must be at least 1 (got 0)")]
     ZeroPowerIterations,
 
-    /// `eps` was NaN, which would silently disable the norm's lower bound.
-    #[error("eps must not be NaN")]
-    NanEps,
+    /// `eps` was not a finite positive number. It bounds a vector's norm from below in
+    /// `x / max(‖x‖, eps)`: a NaN disables the bound, 0 or a negative value lets a zero vector
+    /// become NaN, and an infinite one makes every vector, and so σ, zero.
+    #[error("eps must be finite and positive, got {eps}")]
+    InvalidEps {
+        /// The value given.
+        eps: f64,
+    },
+
+    /// A power iteration run to convergence was given no steps to take.
+    #[error("max_iterations must be at least 1 (got 0)")]
+    ZeroMaxIterations,
+
+    /// A convergence tolerance was not a finite positive number.
+    #[error("tolerance must be finite and positive, got {tolerance}")]
+    InvalidTolerance {
+        /// The value given.
+        tolerance: f64,
+    },
 
     /// No float parameter has this path.
     #[error("no float parameter named `{name}`; the module has: {available}")]

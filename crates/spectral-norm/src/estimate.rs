@@ -62,6 +62,8 @@ pub fn largest_singular_value<const D: usize>(
 ///
 /// # Errors
 ///
+/// [`SpectralNormError::ZeroMaxIterations`] and [`SpectralNormError::InvalidTolerance`] for
+/// a step limit of 0 and a tolerance that is not finite and positive;
 /// [`SpectralNormError::DimOutOfRange`] or [`SpectralNormError::EmptyParameter`] (named
 /// `"tensor"`) when `dim` is not an axis of `weight` or an axis is zero-sized.
 pub fn power_iteration<const D: usize>(
@@ -101,6 +103,12 @@ pub fn power_iteration_from<const D: usize>(
     tolerance: f64,
     max_iterations: usize,
 ) -> Result<Convergence, SpectralNormError> {
+    if max_iterations == 0 {
+        return Err(SpectralNormError::ZeroMaxIterations);
+    }
+    if !(tolerance.is_finite() && tolerance > 0.0) {
+        return Err(SpectralNormError::InvalidTolerance { tolerance });
+    }
     let weight_matrix = matrix_view(weight.without_autodiff(), dim)?;
     let [rows, _] = weight_matrix.dims();
     if start.dims() != [rows] {
@@ -120,7 +128,7 @@ pub fn power_iteration_from<const D: usize>(
         iterations: 0,
         converged: false,
     };
-    while outcome.iterations < max_iterations.max(1) {
+    while outcome.iterations < max_iterations {
         let v;
         (u, v) = power_iterate(&weight_matrix, u, Tensor::zeros([1], &device), 1, rule);
         outcome.sigma = mat_vec(weight_matrix.clone(), v)

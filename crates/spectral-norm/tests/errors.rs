@@ -68,11 +68,7 @@ fn non_finite(record: &Value) {
         let data = TensorData::new(values.iter().map(|&x| x as f32).collect(), shape);
         Tensor::from_data(data, (&device, DType::F32))
     };
-    let eps = if record["id"] == "zero_weight_eps0" {
-        0.0
-    } else {
-        1e-12
-    };
+    let eps = 1e-12;
     let weight = f32_tensor(read("weight_orig"), vec![12]).reshape([3, 4]);
     let layer = Linear {
         weight: Param::from_tensor(weight),
@@ -196,13 +192,19 @@ fn check(record: &Value) {
             let state = inspect(&layer.weight).unwrap();
             assert_eq!((state.u.dims(), state.v.dims()), ([3], [4]));
         }
-        "eps_negative" | "npi_bool_true" => {
-            let eps = if id == "eps_negative" { -1.0 } else { 1e-12 };
-            assert!(spectral_norm(&linear(&device), &sn().with_eps(eps)).is_ok());
+        "npi_bool_true" => {
+            assert!(spectral_norm(&linear(&device), &sn()).is_ok());
         }
-        "nan_in_weight" | "inf_in_weight" | "neg_inf_in_weight" | "zero_weight_eps0" => {
-            non_finite(record)
+        // Paddle accepts eps ≤ 0 (a zero vector then becomes NaN, or the bound flips sign);
+        // here it is refused, on purpose.
+        "eps_negative" | "zero_weight_eps0" => {
+            let eps = if id == "eps_negative" { -1.0 } else { 0.0 };
+            assert_eq!(
+                refused(&linear(&device), sn().with_eps(eps)),
+                SpectralNormError::InvalidEps { eps }
+            );
         }
+        "nan_in_weight" | "inf_in_weight" | "neg_inf_in_weight" => non_finite(record),
         // n_power_iterations and dim are usize, the op takes float tensors only: negative,
         // fractional and non-tensor arguments do not type-check.
         "npi_negative" | "npi_float" | "dim_float" | "op_dim_neg1" | "op_power_iters_neg"
@@ -267,10 +269,14 @@ fn every_paddle_refusal_and_non_finite_outcome_has_a_counterpart() {
 #[test]
 fn rust_only_refusals() {
     let device = device();
-    assert_eq!(
-        refused(&linear(&device), sn().with_eps(f64::NAN)),
-        SpectralNormError::NanEps
-    );
+    for eps in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1e-12, 0.0] {
+        let error = refused(&linear(&device), sn().with_eps(eps));
+        assert!(
+            matches!(error, SpectralNormError::InvalidEps { eps: got } if got.to_bits() == eps.to_bits()),
+            "{eps}: {error}"
+        );
+    }
+    assert!(spectral_norm(&linear(&device), &sn().with_eps(10.0)).is_ok());
 
     #[derive(Module, Debug)]
     struct Block {

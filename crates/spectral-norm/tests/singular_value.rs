@@ -143,6 +143,42 @@ fn largest_singular_value_matches_the_svd() {
     }
 }
 
+/// A step limit of 0 and a tolerance that is not finite and positive are refused, not run as
+/// one step or as every step; a run that stops at its limit says it did not converge.
+#[test]
+fn power_iteration_refuses_what_it_cannot_honour_and_reports_its_steps() {
+    use spectral_norm::{SpectralNormError as E, power_iteration, power_iteration_from};
+    let device = device();
+    let w = || f64_tensor(vec![3.0, 0.0, 0.0, 2.9], [2, 2], &device);
+    assert_eq!(
+        power_iteration(w(), 0, 1e-9, 0).unwrap_err(),
+        E::ZeroMaxIterations
+    );
+    for tolerance in [f64::NAN, f64::INFINITY, 0.0, -1e-9] {
+        let error = spectral_norm::largest_singular_value(w(), 0, tolerance, 100).unwrap_err();
+        assert!(
+            matches!(error, E::InvalidTolerance { .. }),
+            "{tolerance}: {error}"
+        );
+    }
+    // σ = 3 and 2.9 from the start (1, 1): the top direction wins by (2.9/3)^2 per step.
+    let start = || f64_tensor(vec![1.0, 1.0], [2], &device);
+    let capped = power_iteration_from(w(), 0, start(), 1e-12, 5).unwrap();
+    assert_eq!((capped.iterations, capped.converged), (5, false));
+    let full = power_iteration_from(w(), 0, start(), 1e-12, 100_000).unwrap();
+    assert!(full.converged && full.iterations > 5, "{full:?}");
+    assert!((full.sigma - 3.0).abs() < 1e-9, "{full:?}");
+    let short = f64_tensor(vec![1.0], [1], &device);
+    assert!(matches!(
+        power_iteration_from(w(), 0, short, 1e-9, 10).unwrap_err(),
+        E::VectorLength {
+            expected: 2,
+            got: 1,
+            ..
+        }
+    ));
+}
+
 #[test]
 fn every_burn_layer_with_a_weight_has_a_default_axis() {
     use burn::nn::conv::*;
