@@ -6,8 +6,10 @@
 //! which is how numpy pickles an array. The subset needed is small — the opcodes of pickle
 //! protocols 2 to 5 that build dicts, tuples, strings, bytes, numbers and reduced objects —
 //! and everything else is refused with the offset of the byte it stopped at. Every length is
-//! checked against the bytes that remain, nesting is limited and memo copies are budgeted, so a
-//! malformed file fails instead of allocating without bound or overflowing the stack.
+//! checked against the bytes that remain, nesting is limited, memo copies are budgeted and the
+//! values a file builds may take at most 16 bytes of memory per byte of file (plus 1 MiB), so a
+//! malformed file fails instead of allocating without bound or overflowing the stack. Globals
+//! other than numpy's array rebuild are refused by name; nothing is ever called.
 
 mod read;
 mod write;

@@ -1,5 +1,7 @@
 //! Reading: a pickle machine for the opcodes numpy's and Paddle's pickles use, under a budget.
 
+use std::collections::BTreeMap;
+
 use super::{PdArray, PdparamsError};
 use crate::format::FloatDtype;
 
@@ -57,6 +59,29 @@ fn cost(value: &Value, depth: usize) -> Result<usize, PdparamsError> {
         .try_fold(1, |total, child| Ok(total + cost(child, depth + 1)?))
 }
 
+/// The only globals a Paddle state dict refers to: numpy's array rebuild (numpy 1 and 2 name its
+/// module differently), the array type and the dtype type. Nothing is ever called, but a file
+/// that names anything else (`os.system`, `builtins.eval`) is not a state dict and is refused
+/// by name rather than read as one with the offending entry left out.
+const ALLOWED_GLOBALS: [&str; 4] = [
+    "numpy.core.multiarray._reconstruct",
+    "numpy._core.multiarray._reconstruct",
+    "numpy.ndarray",
+    "numpy.dtype",
+];
+
+fn global(module: &str, name: &str) -> Result<Value, PdparamsError> {
+    let global = format!("{module}.{name}");
+    if ALLOWED_GLOBALS.contains(&global.as_str()) {
+        Ok(Value::Global(global))
+    } else {
+        fail(format!(
+            "refers to {global:?}, which is not numpy's array rebuild (a Paddle state dict \
+             names only numpy.ndarray, numpy.dtype and _reconstruct)"
+        ))
+    }
+}
+
 /// A copy of `value` for or from the memo, paid for from `budget`.
 fn copy(value: &Value, budget: &mut usize) -> Result<Value, PdparamsError> {
     let cost = cost(value, 0)?;
@@ -71,11 +96,38 @@ struct Machine<'a> {
     data: &'a [u8],
     at: usize,
     stack: Vec<Value>,
-    memo: Vec<Value>,
+    /// By index: a file can name any index, so a dense table would cost what the index says.
+    memo: BTreeMap<usize, Value>,
     /// What copies into and out of the memo may still cost in all (see [`cost`]): a few times
     /// the file's size, so that a memo reference repeated to double a value at each step
     /// fails instead of exhausting memory.
     copy_budget: usize,
+    /// Bytes that new values may still take (see [`footprint`]).
+    memory_budget: usize,
+}
+
+/// Bytes of memory the values a file builds may take: a fixed multiple of the file's size plus
+/// a constant. A Paddle state dict builds about 30 values per array from ~200 bytes of pickle:
+/// Paddle's own file of 3×4 to 4×3×2×2 arrays is charged 7 bytes per byte (values that are
+/// popped are not refunded), less for larger arrays, whose data is charged once. A file of
+/// one-byte opcodes that each push a value would otherwise take 32 bytes per byte of input.
+fn memory_budget(file_len: usize) -> usize {
+    file_len
+        .saturating_mul(MEMORY_PER_BYTE)
+        .saturating_add(1 << 20)
+}
+
+/// See [`memory_budget`].
+const MEMORY_PER_BYTE: usize = 16;
+
+/// The memory a new value takes: its own slot, and the bytes of a string or byte string.
+fn footprint(value: &Value) -> usize {
+    let payload = match value {
+        Value::Str(s) | Value::Global(s) => s.len(),
+        Value::Bytes(b) => b.len(),
+        _ => 0,
+    };
+    core::mem::size_of::<Value>() + payload
 }
 
 impl<'a> Machine<'a> {
@@ -95,6 +147,21 @@ impl<'a> Machine<'a> {
             value |= u64::from(*b) << (8 * i);
         }
         usize::try_from(value).or_else(|_| fail("length out of range"))
+    }
+
+    /// Pays `bytes` of new memory from the budget, or fails once it is spent.
+    fn charge(&mut self, bytes: usize) -> Result<(), PdparamsError> {
+        match self.memory_budget.checked_sub(bytes) {
+            Some(left) => {
+                self.memory_budget = left;
+                Ok(())
+            }
+            None => fail(format!(
+                "the pickle builds more than {MEMORY_PER_BYTE} bytes of values per byte of \
+                 file (at byte {})",
+                self.at
+            )),
+        }
     }
 
     fn pop(&mut self) -> Result<Value, PdparamsError> {
@@ -207,7 +274,8 @@ impl<'a> Machine<'a> {
                         return fail("MEMOIZE on an empty stack");
                     };
                     let top = copy(top, &mut self.copy_budget)?;
-                    self.memo.push(top);
+                    let next = self.memo.len();
+                    self.memo.insert(next, top);
                     continue;
                 }
                 b'q' | b'r' => {
@@ -216,15 +284,12 @@ impl<'a> Machine<'a> {
                         return fail("PUT on an empty stack");
                     };
                     let top = copy(top, &mut self.copy_budget)?;
-                    if index >= self.memo.len() {
-                        self.memo.resize(index + 1, Value::None);
-                    }
-                    self.memo[index] = top;
+                    self.memo.insert(index, top);
                     continue;
                 }
                 b'h' | b'j' => {
                     let index = self.uint(if op == b'h' { 1 } else { 4 })?;
-                    let Some(value) = self.memo.get(index) else {
+                    let Some(value) = self.memo.get(&index) else {
                         return fail(format!("memo {index} unset"));
                     };
                     copy(value, &mut self.copy_budget)?
@@ -232,14 +297,14 @@ impl<'a> Machine<'a> {
                 0x93 => {
                     let (name, module) = (self.pop()?, self.pop()?);
                     match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => Value::Global(format!("{m}.{n}")),
+                        (Value::Str(m), Value::Str(n)) => global(&m, &n)?,
                         _ => return fail("STACK_GLOBAL of non-strings"),
                     }
                 }
                 b'c' => {
                     let m = self.line()?;
                     let n = self.line()?;
-                    Value::Global(format!("{m}.{n}"))
+                    global(&m, &n)?
                 }
                 b'R' | 0x81 => {
                     let args = self.pop()?;
@@ -302,6 +367,7 @@ impl<'a> Machine<'a> {
             if matches!(value, Value::Tuple(_) | Value::Object { .. }) {
                 cost(&value, 0)?;
             }
+            self.charge(footprint(&value))?;
             self.stack.push(value);
         }
     }
@@ -318,8 +384,9 @@ pub fn read(data: &[u8]) -> Result<Vec<PdArray>, PdparamsError> {
         data,
         at: 0,
         stack: Vec::new(),
-        memo: Vec::new(),
+        memo: BTreeMap::new(),
         copy_budget: data.len().saturating_mul(8).saturating_add(4096),
+        memory_budget: memory_budget(data.len()),
     }
     .run()?;
     let Value::Dict(entries) = root else {
@@ -408,4 +475,60 @@ fn array(name: String, state: Value) -> Result<PdArray, PdparamsError> {
         dtype,
         bytes: bytes.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(data: &[u8], memory_budget: usize) -> Machine<'_> {
+        Machine {
+            data,
+            at: 0,
+            stack: Vec::new(),
+            memo: BTreeMap::new(),
+            copy_budget: data.len() * 8 + 4096,
+            memory_budget,
+        }
+    }
+
+    /// The budget leaves real files room: Paddle's own file, of small arrays (the worst case
+    /// for values per byte), reads within half of it and without the constant.
+    #[test]
+    fn a_real_paddle_file_needs_under_half_the_budget() {
+        let file = include_bytes!("../../tests/fixtures/paddle.pdparams");
+        let half = file.len() * MEMORY_PER_BYTE / 2;
+        assert!(machine(file, half).run().is_ok());
+    }
+
+    /// Memo indices near 2³² and a list of millions of items: refused, having built no more
+    /// than the budget (the memo is a map, not a table as long as the largest index).
+    #[test]
+    fn hostile_sizes_are_refused_within_the_budget() {
+        let memo = b"\x80\x02]r\xff\xff\xff\xff.";
+        let error = read(memo).unwrap_err().to_string();
+        assert!(error.contains("not a dict"), "{error}");
+
+        let items = 4_000_000;
+        let mut list = b"\x80\x02](".to_vec();
+        list.extend(std::iter::repeat_n(b'N', items));
+        list.extend(b"e.");
+        let error = read(&list).unwrap_err().to_string();
+        assert!(error.contains("bytes of values per byte"), "{error}");
+    }
+
+    /// A dict whose value is `os.system(...)` was read as "no arrays"; it is refused, naming the
+    /// global, whichever opcode names it. Newlines and escapes in the name are shown escaped.
+    #[test]
+    fn globals_other_than_numpys_rebuild_are_refused_by_name() {
+        let global = b"\x80\x02}X\x01\x00\x00\x00acos\nsystem\nX\x02\x00\x00\x00ls\x85Rs.";
+        let error = read(global).unwrap_err().to_string();
+        assert!(error.contains("\"os.system\""), "{error}");
+        let stacked = b"\x80\x04}\x8c\x01a\x8c\x08builtins\x8c\x06e\nval\x1b\x93N\x85Rs.";
+        let error = read(stacked).unwrap_err().to_string();
+        assert!(
+            error.contains(r#""builtins.e\nval\u{1b}""#) && !error.contains('\n'),
+            "{error}"
+        );
+    }
 }
