@@ -7,6 +7,8 @@ cargo test crates/specnorm/tests/fuzz_corpus.rs holds specnorm to exactly that.
 
 Run once from the repository root with a Python that has torch (only the .pt seeds need it):
     python fuzz/make_corpus.py
+or, for the hostile seeds only (no torch needed):
+    python fuzz/make_corpus.py --hostile-only
 The outputs are committed; tests and CI never run this.
 """
 
@@ -152,8 +154,13 @@ def pdparams_cases():
     save("pdparams", "setitems-no-mark", b"\x80\x02}u.")
     save("pdparams", "deep-marks", b"\x80\x02" + b"(" * 100_000 + b".")
     save("pdparams", "deep-tuples", b"\x80\x02K\x01" + b"\x85" * 100_000 + b".")
-    # FRAME's length is only a buffering hint, so a wrong one is harmless.
-    save("pdparams", "valid-frame-length-wrong", b"\x80\x04\x95" + b"\xff" * 8 + b"}.")
+    # FRAME's length is only a buffering hint, so a wrong one is harmless (Paddle's own file,
+    # whose first FRAME then claims 2^64 - 1 bytes).
+    paddle = fixture("paddle.pdparams")
+    assert paddle[:3] == b"\x80\x04\x95"
+    save("pdparams", "valid-frame-length-wrong", paddle[:3] + b"\xff" * 8 + paddle[11:])
+    # A dict with no arrays: nothing to read is an error.
+    save("pdparams", "no-arrays", b"\x80\x02}.")
     # Each step a list of two memo copies of the previous one: 2^40 nodes unless copies are
     # budgeted.
     double = b"](h\x00h\x00eq\x00"
@@ -227,7 +234,8 @@ def pytorch_cases():
 
     save("pytorch", "shape-huge", rezip(plain, huge_shape))
     # A bare pickle of a dict without tensors: nothing to inspect, but not an error.
-    save("pytorch", "valid-pickle-without-tensors", b"\x80\x02}q\x00X\x01\x00\x00\x00wq\x01K\x01s.")
+    # A state dict with no tensor: nothing to read is an error.
+    save("pytorch", "pickle-without-tensors", b"\x80\x02}q\x00X\x01\x00\x00\x00wq\x01K\x01s.")
     save("pytorch", "flipped-central-directory", flip(valid, len(valid) - 20, len(valid) - 10))
 
 
@@ -287,7 +295,7 @@ def burnpack_cases():
     valid = burnpack(normalized)
     save("burnpack", "valid-normalized", valid)
     save("burnpack", "valid-f64", burnpack({"w": ("F64", [2], struct.pack("<2d", 1, 2))}))
-    save("burnpack", "valid-empty", burnpack({}))
+    save("burnpack", "no-tensors", burnpack({}))
     common("burnpack", valid)
     save("burnpack", "bad-magic", burnpack(normalized, magic=b"BURN"))
     save("burnpack", "version-future", burnpack(normalized, version=0xFFFF))
@@ -308,7 +316,68 @@ def burnpack_cases():
     save("burnpack", "offsets-past-end", burnpack({}, metadata_override=far))
 
 
+# ---------------------------------------------------------------- hostile (no torch needed)
+
+
+def torch_zip(pickle, storages, compression=zipfile.ZIP_STORED):
+    """A .pt zip as torch.save lays it out, from a hand-written pickle and raw storages."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        z.writestr("archive/data.pkl", pickle)
+        z.writestr("archive/byteorder", "little")
+        z.writestr("archive/version", "3\n")
+        for key, data in storages.items():
+            z.writestr(f"archive/data/{key}", data)
+    return buf.getvalue()
+
+
+def torch_view(name, numel, shape, stride):
+    """The pickle of {name: a float tensor over storage '0' of numel elements}."""
+    ints = lambda values: b"(" + b"".join(b"J" + struct.pack("<i", v) for v in values) + b"t"
+    return (
+        b"\x80\x02}" + text(name)
+        + b"ctorch._utils\n_rebuild_tensor_v2\n((" + text("storage")
+        + b"ctorch\nFloatStorage\n" + text("0") + text("cpu") + b"J" + struct.pack("<i", numel)
+        + b"tQK\x00" + ints(shape) + ints(stride)
+        + b"\x89ccollections\nOrderedDict\n)RtRs."
+    )
+
+
+def hostile_cases():
+    """Inputs that, read naively, abort the process or take memory far beyond their size."""
+    # LONG_BINPUT of memo index 2^32 - 1: a dense memo table would be 137 GB.
+    save("pdparams", "memo-index-huge", b"\x80\x02]r\xff\xff\xff\xff.")
+    # A list and a stack of a million one-byte items: ~32 bytes of values per byte of file.
+    save("pdparams", "list-millions", b"\x80\x02](" + b"N" * 1_000_000 + b"e.")
+    save("pdparams", "stack-millions", b"\x80\x02" + b"N" * 1_000_000 + b".")
+    # Globals that are not numpy's array rebuild; one with a newline and an ANSI escape.
+    save("pdparams", "global-os-system",
+         b"\x80\x02}" + text("a") + b"cos\nsystem\n" + text("ls") + b"\x85Rs.")
+    save("pdparams", "global-escapes",
+         b"\x80\x04}\x8c\x01a\x8c\x08builtins\x8c\x06e\nval\x1b\x93N\x85Rs.")
+    # A view of one element as 2^29 x 4 (stride 0): 8 GiB if materialized.
+    save("pytorch", "view-stride-zero-huge",
+         torch_zip(torch_view("w", 1, [1 << 29, 4], [0, 0]), {"0": struct.pack("<f", 1.0)}))
+    save("pytorch", "view-stride-zero",
+         torch_zip(torch_view("w", 1, [1 << 20, 4], [0, 0]), {"0": struct.pack("<f", 1.0)}))
+    # A deflated storage that inflates 1000-fold (64 MiB of zeros from ~64 KB).
+    numel = 16 << 20
+    save("pytorch", "storage-inflates",
+         torch_zip(torch_view("w", numel, [numel], [1]), {"0": bytes(4 * numel)},
+                   zipfile.ZIP_DEFLATED))
+    # A readable file whose key holds a newline and an ANSI escape, and an unreadable one.
+    header = {"fc.weight\n\x1b[2J": {"dtype": "F32", "shape": [1, 2], "data_offsets": [0, 8]}}
+    save("safetensors", "valid-key-escapes", safetensors(header, struct.pack("<2f", 1.0, 2.0)))
+    header = {"fc.weight\n\x1b[2J": {"dtype": "I32", "shape": [2], "data_offsets": [0, 8]}}
+    save("safetensors", "dtype-i32-key-escapes", safetensors(header, bytes(8)))
+
+
 if __name__ == "__main__":
+    import sys
+
+    hostile_cases()
+    if "--hostile-only" in sys.argv:
+        sys.exit(0)
     safetensors_cases()
     pdparams_cases()
     pytorch_cases()

@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::tensors;
 use crate::weights::{axis_of, normalized, sigma_of_vectors};
+use specnorm::text::escaped;
 
 /// Options of `bake`.
 #[derive(Args, Debug)]
@@ -33,12 +34,12 @@ pub fn run(args: &BakeArgs) -> Result<usize> {
         );
     }
     for entry in &sn {
-        let key = format!("{}: {}", args.input.display(), entry.weight);
+        let key = format!("{}: {}", args.input.display(), escaped(&entry.weight));
         let take = |tensors: &mut std::collections::BTreeMap<String, tensors::NamedTensor>,
                     k: &str| {
             tensors
                 .remove(k)
-                .ok_or_else(|| anyhow!("{key}: {k} missing"))
+                .ok_or_else(|| anyhow!("{key}: {} missing", escaped(k)))
         };
         let (mut weight, u, v) = (
             take(&mut tensors, &entry.weight)?,
@@ -55,7 +56,10 @@ pub fn run(args: &BakeArgs) -> Result<usize> {
         }
         weight.values.iter_mut().for_each(|x| *x /= sigma);
         if tensors.insert(entry.plain.clone(), weight).is_some() {
-            bail!("{key}: the plain key {} is already taken", entry.plain);
+            bail!(
+                "{key}: the plain key {} is already taken",
+                escaped(&entry.plain)
+            );
         }
     }
     tensors::write(&args.output, &tensors)?;

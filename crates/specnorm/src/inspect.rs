@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::sigma::{Method, POWER_MAX_ITERATIONS, POWER_TOLERANCE, SVD_TOLERANCE, Sigma};
 use crate::tensors;
 use crate::weights::{axis_of, normalized, sigma_of_vectors, spectral_norm_of};
+use specnorm::text::escaped;
 
 /// Options of `inspect`.
 #[derive(Args, Debug)]
@@ -46,13 +47,13 @@ pub fn rows(file: &std::path::Path) -> Result<Vec<Row>> {
     let named = |key: &str| {
         tensors
             .get(key)
-            .ok_or_else(|| anyhow!("{}: {key}: missing", file.display()))
+            .ok_or_else(|| anyhow!("{}: {}: missing", file.display(), escaped(key)))
     };
     let sn = normalized(&tensors);
     let mut rows = Vec::new();
     for entry in &sn {
         let (weight, u, v) = (named(&entry.weight)?, named(&entry.u)?, named(&entry.v)?);
-        let key = format!("{}: {}", file.display(), entry.weight);
+        let key = format!("{}: {}", file.display(), escaped(&entry.weight));
         let dim = axis_of(&key, weight, u, v)?;
         let sigma = spectral_norm_of(&key, weight, dim)?;
         let sigma_uv = sigma_of_vectors(&key, weight, u, v, dim)?;
@@ -69,7 +70,8 @@ pub fn rows(file: &std::path::Path) -> Result<Vec<Row>> {
     let state: Vec<&String> = sn.iter().flat_map(|n| [&n.weight, &n.u, &n.v]).collect();
     for (key, tensor) in &tensors {
         if tensor.shape.len() >= 2 && !state.contains(&key) {
-            let sigma = spectral_norm_of(&format!("{}: {key}", file.display()), tensor, 0)?;
+            let sigma =
+                spectral_norm_of(&format!("{}: {}", file.display(), escaped(key)), tensor, 0)?;
             rows.push(Row {
                 key: key.clone(),
                 shape: tensor.shape.clone(),
@@ -127,7 +129,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!("{}", args.file.display());
+    println!("{}", escaped(&args.file.display().to_string()));
     println!(
         "{:<44} {:<16} {:>3} {:>4} {:>12} {:<11} {:>12} {:>9} {:>10}",
         "weight", "shape", "SN", "dim", "σ(W)", "method", "σ from u,v", "rel err", "σ used"
@@ -137,7 +139,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         let err = relative_error(r).map_or("-".into(), |e| format!("{e:.2e}"));
         println!(
             "{:<44} {:<16} {:>3} {:>4} {:>12.6} {:<11} {:>12} {:>9} {:>10.6}",
-            r.key,
+            escaped(&r.key),
             format!("{:?}", r.shape),
             if r.normalized { "yes" } else { "no" },
             r.dim,

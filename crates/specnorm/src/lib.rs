@@ -5,4 +5,5 @@
 #![deny(missing_docs)]
 
 pub mod tensors;
+pub mod text;
 mod torch_zip;

@@ -21,6 +21,7 @@ use std::process::ExitCode;
 
 // The readers live in the library target, which the fuzz targets share.
 use specnorm::tensors;
+use specnorm::text::escaped;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -54,8 +55,9 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // One line, naming the file and key: the errors carry them.
-            eprintln!("error: {error:#}");
+            // One line, naming the file and key (the errors carry them), with whatever came
+            // from the file escaped.
+            eprintln!("error: {}", escaped(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }

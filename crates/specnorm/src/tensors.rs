@@ -10,6 +10,12 @@ use pytorch_reader::PytorchReader;
 use safetensors::{Dtype, SafeTensors, View, serialize};
 use spectral_norm::format::FileFormat;
 pub use spectral_norm::format::FloatDtype;
+
+use crate::text::escaped;
+
+/// Tensors of a PyTorch file may together take at most this many times the file's size: views
+/// of one storage (tied weights) are read once each.
+pub const PYTORCH_VIEW_FACTOR: usize = 4;
 use spectral_norm::pdparams::{self, PdArray};
 
 use crate::torch_zip::{self, TorchTensor};
@@ -26,8 +32,13 @@ pub struct NamedTensor {
 }
 
 /// Every tensor of a checkpoint, by key.
+///
+/// # Errors
+///
+/// A one-line error naming the file (and the key, where one is at fault) for a file that
+/// cannot be read, is not of its extension's format, or holds no float32 or float64 tensor.
 pub fn read(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
-    match FileFormat::of(path) {
+    let tensors = match FileFormat::of(path) {
         Some(FileFormat::Safetensors) => read_safetensors(path),
         Some(FileFormat::PyTorch) => read_pytorch(path),
         Some(FileFormat::Pdparams) => read_pdparams(path),
@@ -37,15 +48,23 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
              .pdparams and .bpk",
             path.display()
         ),
+    }?;
+    if tensors.is_empty() {
+        bail!(
+            "{}: holds no float32 or float64 tensor to read",
+            path.display()
+        );
     }
+    Ok(tensors)
 }
 
 fn decode(path: &Path, key: &str, dtype: FloatDtype, bytes: &[u8]) -> Result<Vec<f64>> {
     let width = dtype.size();
     if !bytes.len().is_multiple_of(width) {
         bail!(
-            "{}: {key}: {} bytes is not a whole number of elements",
+            "{}: {}: {} bytes is not a whole number of elements",
             path.display(),
+            escaped(key),
             bytes.len()
         );
     }
@@ -70,8 +89,9 @@ fn named(
     let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
     if numel != Some(values.len()) {
         bail!(
-            "{}: {key}: {} elements for shape {shape:?}",
+            "{}: {}: {} elements for shape {shape:?}",
             path.display(),
+            escaped(key),
             values.len()
         );
     }
@@ -91,8 +111,9 @@ fn read_safetensors(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
         .map(|(key, view)| {
             let Some(dtype) = FloatDtype::from_safetensors(view.dtype()) else {
                 bail!(
-                    "{}: {key}: dtype {:?} is not supported (F32, F64)",
+                    "{}: {}: dtype {:?} is not supported (F32, F64)",
                     path.display(),
+                    escaped(&key),
                     view.dtype()
                 );
             };
@@ -102,9 +123,33 @@ fn read_safetensors(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
         .collect()
 }
 
+/// Reads a PyTorch checkpoint, refusing before anything is materialized a tensor that would
+/// take more bytes than the whole file (a stride-0 or overlapping view of a small storage, or a
+/// compressed entry that inflates far past its size), and tensors that together would take
+/// more than [`PYTORCH_VIEW_FACTOR`] times the file: what is read is bounded by what the file
+/// holds.
 fn read_pytorch(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
+    let file_len = std::fs::metadata(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?
+        .len();
+    let file_len = usize::try_from(file_len).unwrap_or(usize::MAX);
     let reader = PytorchReader::new(path)
         .with_context(|| format!("{}: not a readable PyTorch checkpoint", path.display()))?;
+    let mut total = 0usize;
+    for (key, tensor) in reader.tensors() {
+        let bytes = tensor.byte_len();
+        total = total.saturating_add(bytes);
+        if bytes > file_len || total > file_len.saturating_mul(PYTORCH_VIEW_FACTOR) {
+            bail!(
+                "{}: {}: shape {:?} would take {bytes} bytes, more than the file holds ({file_len} \
+                 bytes): a view that repeats its storage, or a compressed entry that inflates \
+                 past it, is refused",
+                path.display(),
+                escaped(key),
+                tensor.shape()
+            );
+        }
+    }
     reader
         .tensors()
         .iter()
@@ -113,13 +158,14 @@ fn read_pytorch(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
                 pytorch_reader::DType::F32 => FloatDtype::F32,
                 pytorch_reader::DType::F64 => FloatDtype::F64,
                 other => bail!(
-                    "{}: {key}: dtype {other:?} is not supported (F32, F64)",
-                    path.display()
+                    "{}: {}: dtype {other:?} is not supported (F32, F64)",
+                    path.display(),
+                    escaped(key)
                 ),
             };
             let bytes = tensor
                 .read()
-                .with_context(|| format!("{}: {key}: cannot read", path.display()))?;
+                .with_context(|| format!("{}: {}: cannot read", path.display(), escaped(key)))?;
             let tensor = named(path, key, tensor.shape().to_vec(), dtype, &bytes)?;
             Ok((key.clone(), tensor))
         })
@@ -153,8 +199,9 @@ fn read_burnpack(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
                 burn_pack::DType::F32 => FloatDtype::F32,
                 burn_pack::DType::F64 => FloatDtype::F64,
                 other => bail!(
-                    "{}: {key}: dtype {other:?} is not supported (F32, F64)",
-                    path.display()
+                    "{}: {}: dtype {other:?} is not supported (F32, F64)",
+                    path.display(),
+                    escaped(&key)
                 ),
             };
             let tensor = named(path, &key, shape.to_vec(), dtype, &bytes)?;
