@@ -3,12 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 
-use crate::tensors;
-use crate::weights::{axis_of, normalized, sigma_of_vectors};
-use specnorm::text::escaped;
+use specnorm::tensors;
+use specnorm::weights::bake;
 
 /// Options of `bake`.
 #[derive(Args, Debug)]
@@ -24,47 +23,11 @@ pub struct BakeArgs {
 /// Runs `bake`, returning how many weights were baked.
 pub fn run(args: &BakeArgs) -> Result<usize> {
     refuse_to_overwrite(&args.input, &args.output)?;
-    let mut tensors = tensors::read(&args.input)?;
-    let sn = normalized(&tensors);
-    if sn.is_empty() {
-        bail!(
-            "{}: no spectrally normalized weights to bake; adding spectral norm needs the model \
-             (use the spectral-norm library), it cannot be done on a file",
-            args.input.display()
-        );
-    }
-    for entry in &sn {
-        let key = format!("{}: {}", args.input.display(), escaped(&entry.weight));
-        let take = |tensors: &mut std::collections::BTreeMap<String, tensors::NamedTensor>,
-                    k: &str| {
-            tensors
-                .remove(k)
-                .ok_or_else(|| anyhow!("{key}: {} missing", escaped(k)))
-        };
-        let (mut weight, u, v) = (
-            take(&mut tensors, &entry.weight)?,
-            take(&mut tensors, &entry.u)?,
-            take(&mut tensors, &entry.v)?,
-        );
-        let dim = axis_of(&key, &weight, &u, &v)?;
-        let sigma = sigma_of_vectors(&key, &weight, &u, &v, dim)?;
-        if !sigma.is_finite() || sigma == 0.0 {
-            bail!(
-                "{key}: the stored u and v give σ = u·(W v) = {sigma}; dividing by it would \
-                 write non-finite weights"
-            );
-        }
-        weight.values.iter_mut().for_each(|x| *x /= sigma);
-        if tensors.insert(entry.plain.clone(), weight).is_some() {
-            bail!(
-                "{key}: the plain key {} is already taken",
-                escaped(&entry.plain)
-            );
-        }
-    }
+    let tensors = tensors::read(&args.input)?;
+    let (tensors, baked) = bake(tensors, &args.input.display().to_string())?;
     tensors::write(&args.output, &tensors)?;
-    println!("baked {} weights into {}", sn.len(), args.output.display());
-    Ok(sn.len())
+    println!("baked {baked} weights into {}", args.output.display());
+    Ok(baked)
 }
 
 /// Refuses an `output` that is `input` itself: the same path, or the same file through a
@@ -104,6 +67,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 mod tests {
     use super::*;
     use crate::test_fixtures::{FILES, expected, fixture, scratch};
+    use specnorm::weights::normalized;
 
     #[test]
     fn baked_weights_are_the_frameworks_eval_weights() {

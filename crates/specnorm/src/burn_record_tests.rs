@@ -10,9 +10,9 @@ use spectral_norm::{SpectralNormConfig, inspect, remove_spectral_norm, spectral_
 
 use crate::bake::{BakeArgs, run};
 use crate::inspect::rows;
-use crate::sigma::{Method, SVD_TOLERANCE};
-use crate::tensors;
 use crate::test_fixtures::{device_rng_turn, scratch};
+use specnorm::sigma::{Method, SVD_TOLERANCE};
+use specnorm::tensors;
 
 #[derive(Module, Debug)]
 struct Net {

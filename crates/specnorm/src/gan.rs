@@ -92,12 +92,12 @@ impl Discriminator {
 }
 
 /// The largest singular value of a Linear weight `[in, out]`, exact by SVD (the demo's layers
-/// are at most 128 × 128, far below [`crate::sigma::SVD_MAX_WORK`]).
+/// are at most 128 × 128, far below [`specnorm::sigma::SVD_MAX_WORK`]).
 fn sigma(weight: Tensor<2>) -> f32 {
     let [rows, cols] = weight.dims();
     let values = weight.try_into_vec_as::<f64>();
     let values = values.expect("a float tensor on the CPU reads as f64");
-    crate::sigma::largest_singular_value(&values, rows, cols).value as f32
+    specnorm::sigma::largest_singular_value(&values, rows, cols).value as f32
 }
 
 /// What one training run is: the same for both runs but for `spectral_norm`.

@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
-use crate::sigma::{Method, POWER_MAX_ITERATIONS, POWER_TOLERANCE, SVD_TOLERANCE, Sigma};
-use crate::tensors;
-use crate::weights::{axis_of, normalized, sigma_of_vectors, spectral_norm_of};
+use specnorm::sigma::{Method, POWER_MAX_ITERATIONS, POWER_TOLERANCE, SVD_TOLERANCE, Sigma};
+use specnorm::tensors;
 use specnorm::text::escaped;
+use specnorm::weights::{self, Row};
 
 /// Options of `inspect`.
 #[derive(Args, Debug)]
@@ -22,69 +22,9 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
-/// One row of the report.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// Key of the stored weight.
-    pub key: String,
-    /// Its shape.
-    pub shape: Vec<usize>,
-    /// Whether it carries spectral norm (u, v stored beside it).
-    pub normalized: bool,
-    /// The axis of the matrix view.
-    pub dim: usize,
-    /// σ of the stored weight, and how it was computed.
-    pub sigma: Sigma,
-    /// σ implied by the stored u, v (`u·(W v)`), for normalized weights.
-    pub sigma_uv: Option<f64>,
-    /// σ of the weight the layer uses: `W / σ_uv` when normalized, else `W`.
-    pub sigma_used: f64,
-}
-
 /// The rows for every weight of rank 2 or more, plus every normalized one.
 pub fn rows(file: &std::path::Path) -> Result<Vec<Row>> {
-    let tensors = tensors::read(file)?;
-    let named = |key: &str| {
-        tensors
-            .get(key)
-            .ok_or_else(|| anyhow!("{}: {}: missing", file.display(), escaped(key)))
-    };
-    let sn = normalized(&tensors);
-    let mut rows = Vec::new();
-    for entry in &sn {
-        let (weight, u, v) = (named(&entry.weight)?, named(&entry.u)?, named(&entry.v)?);
-        let key = format!("{}: {}", file.display(), escaped(&entry.weight));
-        let dim = axis_of(&key, weight, u, v)?;
-        let sigma = spectral_norm_of(&key, weight, dim)?;
-        let sigma_uv = sigma_of_vectors(&key, weight, u, v, dim)?;
-        rows.push(Row {
-            key: entry.weight.clone(),
-            shape: weight.shape.clone(),
-            normalized: true,
-            dim,
-            sigma,
-            sigma_uv: Some(sigma_uv),
-            sigma_used: sigma.value / sigma_uv.abs(),
-        });
-    }
-    let state: Vec<&String> = sn.iter().flat_map(|n| [&n.weight, &n.u, &n.v]).collect();
-    for (key, tensor) in &tensors {
-        if tensor.shape.len() >= 2 && !state.contains(&key) {
-            let sigma =
-                spectral_norm_of(&format!("{}: {}", file.display(), escaped(key)), tensor, 0)?;
-            rows.push(Row {
-                key: key.clone(),
-                shape: tensor.shape.clone(),
-                normalized: false,
-                dim: 0,
-                sigma,
-                sigma_uv: None,
-                sigma_used: sigma.value,
-            });
-        }
-    }
-    rows.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(rows)
+    weights::rows(&tensors::read(file)?, &file.display().to_string())
 }
 
 /// The method column: `svd`, `power` (with its steps), or why σ has no tolerance.

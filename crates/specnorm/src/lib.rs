@@ -1,9 +1,12 @@
-//! The checkpoint readers and writers of the `specnorm` command, as a library so that the
-//! fuzz targets (`fuzz/`) and the malformed-corpus test call exactly what the command calls.
+//! The checkpoint readers and writers of the `specnorm` command and what it computes from
+//! them (σ, the axis u and v belong to, the baked weights), as a library so that the fuzz
+//! targets (`fuzz/`) and the malformed-corpus test call exactly what the command calls.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod sigma;
 pub mod tensors;
 pub mod text;
 mod torch_zip;
+pub mod weights;

@@ -12,15 +12,12 @@ mod gan;
 mod inspect;
 mod plots;
 mod ring;
-mod sigma;
 #[cfg(test)]
 mod test_fixtures;
-mod weights;
 
 use std::process::ExitCode;
 
-// The readers live in the library target, which the fuzz targets share.
-use specnorm::tensors;
+// The readers, σ and baking live in the library target, which the fuzz targets share.
 use specnorm::text::escaped;
 
 use anyhow::Result;

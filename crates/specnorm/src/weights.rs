@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use burn::prelude::*;
 use burn::tensor::DType;
 use spectral_norm::checkpoint::Checkpoint;
 
 use crate::sigma::{Sigma, largest_singular_value};
 use crate::tensors::NamedTensor;
+use crate::text::escaped;
 
 /// The keys of one spectrally normalized weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +47,74 @@ pub fn normalized(tensors: &BTreeMap<String, NamedTensor>) -> Vec<Normalized> {
         }
     }
     found
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Key of the stored weight.
+    pub key: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Whether it carries spectral norm (u, v stored beside it).
+    pub normalized: bool,
+    /// The axis of the matrix view.
+    pub dim: usize,
+    /// σ of the stored weight, and how it was computed.
+    pub sigma: Sigma,
+    /// σ implied by the stored u, v (`u·(W v)`), for normalized weights.
+    pub sigma_uv: Option<f64>,
+    /// σ of the weight the layer uses: `W / σ_uv` when normalized, else `W`.
+    pub sigma_used: f64,
+}
+
+/// What `specnorm inspect` reports of `tensors`: a row for every normalized weight and for
+/// every other weight of rank 2 or more, by key. `file` names the source in errors.
+///
+/// # Errors
+///
+/// One line naming the file and key, for vectors that do not fit their weight.
+pub fn rows(tensors: &BTreeMap<String, NamedTensor>, file: &str) -> Result<Vec<Row>> {
+    let named = |key: &str| {
+        tensors
+            .get(key)
+            .ok_or_else(|| anyhow!("{file}: {}: missing", escaped(key)))
+    };
+    let sn = normalized(tensors);
+    let mut rows = Vec::new();
+    for entry in &sn {
+        let (weight, u, v) = (named(&entry.weight)?, named(&entry.u)?, named(&entry.v)?);
+        let key = format!("{file}: {}", escaped(&entry.weight));
+        let dim = axis_of(&key, weight, u, v)?;
+        let sigma = spectral_norm_of(&key, weight, dim)?;
+        let sigma_uv = sigma_of_vectors(&key, weight, u, v, dim)?;
+        rows.push(Row {
+            key: entry.weight.clone(),
+            shape: weight.shape.clone(),
+            normalized: true,
+            dim,
+            sigma,
+            sigma_uv: Some(sigma_uv),
+            sigma_used: sigma.value / sigma_uv.abs(),
+        });
+    }
+    let state: Vec<&String> = sn.iter().flat_map(|n| [&n.weight, &n.u, &n.v]).collect();
+    for (key, tensor) in tensors {
+        if tensor.shape.len() >= 2 && !state.contains(&key) {
+            let sigma = spectral_norm_of(&format!("{file}: {}", escaped(key)), tensor, 0)?;
+            rows.push(Row {
+                key: key.clone(),
+                shape: tensor.shape.clone(),
+                normalized: false,
+                dim: 0,
+                sigma,
+                sigma_uv: None,
+                sigma_used: sigma.value,
+            });
+        }
+    }
+    rows.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(rows)
 }
 
 /// The axis of the matrix view that `u` and `v` belong to: one whose size is `u`'s length
@@ -164,4 +233,50 @@ pub fn sigma_of_vectors(
     )
     .map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
     Ok(sigma)
+}
+
+/// Every spectrally normalized weight of `tensors` replaced by the weight its layer uses in
+/// evaluation, `W / σ` with `σ = u·(W v)`, under its plain key, and u and v dropped; returns
+/// the result and how many weights were baked. `file` names the source in errors.
+///
+/// # Errors
+///
+/// One line naming the file and key: no normalized weight, vectors that do not fit the
+/// weight, a σ that is zero or not finite, or a plain key that is already taken.
+pub fn bake(
+    mut tensors: BTreeMap<String, NamedTensor>,
+    file: &str,
+) -> Result<(BTreeMap<String, NamedTensor>, usize)> {
+    let sn = normalized(&tensors);
+    if sn.is_empty() {
+        bail!(
+            "{file}: no spectrally normalized weights to bake; adding spectral norm needs the \
+             model (use the spectral-norm library), it cannot be done on a file"
+        );
+    }
+    for entry in &sn {
+        let key = format!("{file}: {}", escaped(&entry.weight));
+        let mut take = |k: &str| {
+            tensors
+                .remove(k)
+                .ok_or_else(|| anyhow!("{key}: {} missing", escaped(k)))
+        };
+        let (mut weight, u, v) = (take(&entry.weight)?, take(&entry.u)?, take(&entry.v)?);
+        let dim = axis_of(&key, &weight, &u, &v)?;
+        let sigma = sigma_of_vectors(&key, &weight, &u, &v, dim)?;
+        if !sigma.is_finite() || sigma == 0.0 {
+            bail!(
+                "{key}: the stored u and v give σ = u·(W v) = {sigma}; dividing by it would \
+                 write non-finite weights"
+            );
+        }
+        weight.values.iter_mut().for_each(|x| *x /= sigma);
+        if tensors.insert(entry.plain.clone(), weight).is_some() {
+            bail!(
+                "{key}: the plain key {} is already taken",
+                escaped(&entry.plain)
+            );
+        }
+    }
+    Ok((tensors, sn.len()))
 }

@@ -6,9 +6,13 @@
 //! no `catch_unwind` could report, so the budget is checked before it would).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use specnorm::tensors::NamedTensor;
+use specnorm::weights::{bake, rows};
 
 /// The system allocator, counting the bytes live now and the most live since the last reset.
 struct Counting;
@@ -67,6 +71,14 @@ fn corpus(target: &str) -> Vec<PathBuf> {
     files
 }
 
+/// What `inspect` and `bake` compute from a file that was read: the axis of every normalized
+/// weight, σ of every weight, σ from the stored vectors and the baked weights. Errors are
+/// fine here (the judge below checks the reads); a panic is not.
+fn analyse(tensors: &BTreeMap<String, NamedTensor>) {
+    let _ = rows(tensors, "seed");
+    let _ = bake(tensors.clone(), "seed");
+}
+
 /// What is wrong with reading `seed` as a `.extension` file, if anything.
 fn judge(seed: &Path, extension: &str, scratch: &Path) -> Option<String> {
     let name = seed.file_name().unwrap().to_string_lossy().into_owned();
@@ -74,7 +86,11 @@ fn judge(seed: &Path, extension: &str, scratch: &Path) -> Option<String> {
     std::fs::copy(seed, &file).unwrap();
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
-    let result = catch_unwind(AssertUnwindSafe(|| specnorm::tensors::read(&file)));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let tensors = specnorm::tensors::read(&file)?;
+        analyse(&tensors);
+        Ok::<_, anyhow::Error>(tensors)
+    }));
     let used = PEAK.load(Ordering::Relaxed) - before;
     let limit = memory_limit(std::fs::metadata(seed).unwrap().len() as usize);
     if used > limit {
