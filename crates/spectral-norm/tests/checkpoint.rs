@@ -266,3 +266,33 @@ fn mismatched_or_unsupported_files_are_refused_by_name() {
     assert!(matches!(error, CheckpointError::Store { .. }), "{error}");
     assert_eq!(normalized_paths(&model), ["fc.weight", "conv.weight"]);
 }
+
+/// A checkpoint of the plain model (no u, v) loaded into the normalized one is refused, naming
+/// the missing vectors: their random start would make every eval σ wrong with no warning.
+/// The way to use such weights is to load them into the plain model and attach spectral norm
+/// afterwards, which starts fresh vectors that training (or `largest_singular_value`) refines.
+#[test]
+fn a_checkpoint_without_the_vectors_is_refused_loudly() {
+    use burn::store::{ModuleSnapshot, SafetensorsStore};
+    let device = device();
+    let plain = Net {
+        fc: LinearConfig::new(3, 4).init(&device),
+        conv: Conv2dConfig::new([2, 3], [3, 3]).init(&device),
+        head: LinearConfig::new(4, 2).init(&device),
+    };
+    let dir = std::env::temp_dir().join(format!("sn-plain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("plain.safetensors");
+    plain
+        .save_into(&mut SafetensorsStore::from_file(&file))
+        .unwrap();
+    let model = net(&device);
+    let before = model.fc.weight.base().into_data();
+    let error = load_checkpoint(&model, &file, Checkpoint::Burn).unwrap_err();
+    let message = error.to_string();
+    for vector in ["fc.weight.spectral_norm.u", "conv.weight.spectral_norm.v"] {
+        assert!(message.contains(&format!("missing {vector}")), "{message}");
+    }
+    model.fc.weight.base().into_data().assert_eq(&before, true);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

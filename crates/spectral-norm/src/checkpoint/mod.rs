@@ -68,8 +68,11 @@ pub enum CheckpointError {
 
 /// Reads `path` into a copy of `module` (whose spectral norms must already be attached, as
 /// in the model that was saved) and returns it. `.safetensors` files of any [`Checkpoint`]
-/// kind are read, `.pdparams` files of Paddle's and `.pt`/`.pth` files of the PyTorch kinds. Every tensor of the module must
-/// be in the file and every tensor of the file must be used.
+/// kind are read, `.pdparams` files of Paddle's and `.pt`/`.pth` files of the PyTorch kinds.
+/// Every tensor of the module must be in the file and every tensor of the file must be used:
+/// in particular a file without a normalized weight's u and v (a checkpoint of the plain
+/// model) is refused, naming them, since their random start would make every eval σ wrong.
+/// Load such weights into the plain model and attach spectral norm afterwards.
 ///
 /// # Errors
 ///
@@ -125,13 +128,30 @@ pub fn load_checkpoint<M: Module>(
         }
         _ => return Err(unsupported(path, kind)),
     };
+    // Keys come from the file: control characters are shown escaped.
+    let shown = |text: &str| -> String {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    };
     let mut problems: Vec<String> = result
         .missing
         .iter()
-        .map(|(key, _)| format!("missing {key}"))
+        .map(|(key, _)| format!("missing {}", shown(key)))
         .collect();
-    problems.extend(result.unused.iter().map(|key| format!("unused {key}")));
-    problems.extend(result.errors.iter().map(|error| error.to_string()));
+    problems.extend(
+        result
+            .unused
+            .iter()
+            .map(|key| format!("unused {}", shown(key))),
+    );
+    problems.extend(result.errors.iter().map(|error| shown(&error.to_string())));
     if problems.is_empty() {
         Ok(loaded)
     } else {
