@@ -322,12 +322,13 @@ def burnpack_cases():
 def torch_zip(pickle, storages, compression=zipfile.ZIP_STORED):
     """A .pt zip as torch.save lays it out, from a hand-written pickle and raw storages."""
     buf = io.BytesIO()
+    entries = [("archive/data.pkl", pickle), ("archive/byteorder", b"little"),
+               ("archive/version", b"3\n")]
+    entries += [(f"archive/data/{key}", data) for key, data in storages.items()]
     with zipfile.ZipFile(buf, "w", compression) as z:
-        z.writestr("archive/data.pkl", pickle)
-        z.writestr("archive/byteorder", "little")
-        z.writestr("archive/version", "3\n")
-        for key, data in storages.items():
-            z.writestr(f"archive/data/{key}", data)
+        for name, data in entries:
+            # A fixed date, so that the seeds come out the same on every run.
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, compression)
     return buf.getvalue()
 
 
@@ -355,6 +356,9 @@ def hostile_cases():
          b"\x80\x02}" + text("a") + b"cos\nsystem\n" + text("ls") + b"\x85Rs.")
     save("pdparams", "global-escapes",
          b"\x80\x04}\x8c\x01a\x8c\x08builtins\x8c\x06e\nval\x1b\x93N\x85Rs.")
+    # A state dict whose value is os.system("ls"), as a .pt zip: named and refused.
+    save("pytorch", "global-os-system",
+         torch_zip(b"\x80\x02}" + text("a") + b"cos\nsystem\n" + text("ls") + b"\x85Rs.", {}))
     # A view of one element as 2^29 x 4 (stride 0): 8 GiB if materialized.
     save("pytorch", "view-stride-zero-huge",
          torch_zip(torch_view("w", 1, [1 << 29, 4], [0, 0]), {"0": struct.pack("<f", 1.0)}))

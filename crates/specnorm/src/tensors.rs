@@ -123,16 +123,24 @@ fn read_safetensors(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
         .collect()
 }
 
-/// Reads a PyTorch checkpoint, refusing before anything is materialized a tensor that would
+/// Reads a PyTorch checkpoint, refusing a pickle that names globals other than a state dict's
+/// (see `torch_globals`), and, before anything is materialized, a tensor that would
 /// take more bytes than the whole file (a stride-0 or overlapping view of a small storage, or a
 /// compressed entry that inflates far past its size), and tensors that together would take
 /// more than [`PYTORCH_VIEW_FACTOR`] times the file: what is read is bounded by what the file
 /// holds.
 fn read_pytorch(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
-    let file_len = std::fs::metadata(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?
-        .len();
-    let file_len = usize::try_from(file_len).unwrap_or(usize::MAX);
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let file_len = bytes.len();
+    if let Some(global) = crate::torch_globals::foreign_global(&bytes, 16 * file_len + (1 << 20)) {
+        bail!(
+            "{}: its pickle refers to {:?}, which a PyTorch state dict does not (only tensor \
+             rebuilds, storages and OrderedDict): not read",
+            path.display(),
+            global
+        );
+    }
+    drop(bytes);
     let reader = PytorchReader::new(path)
         .with_context(|| format!("{}: not a readable PyTorch checkpoint", path.display()))?;
     let mut total = 0usize;
@@ -377,6 +385,30 @@ mod tests {
             std::collections::BTreeMap::from([("w".to_string(), tensor(vec![4], FloatDtype::F32))]);
         write(&dir.join("one.pt"), &one).unwrap();
         assert_eq!(read(&dir.join("one.pt")).unwrap(), one);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Hostile `.pt` files from the fuzz corpus: refused by what is wrong with them, in one
+    /// line, before anything large is read.
+    #[test]
+    fn hostile_pytorch_files_are_refused_naming_the_problem() {
+        let corpus =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/pytorch");
+        let dir = std::env::temp_dir().join(format!("specnorm-hostile-pt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (seed, says) in [
+            ("global-os-system", "\"os.system\""),
+            ("view-stride-zero-huge", "more than the file holds"),
+            ("storage-inflates", "more than the file holds"),
+        ] {
+            let file = dir.join(format!("{seed}.pt"));
+            std::fs::copy(corpus.join(seed), &file).unwrap();
+            let error = format!("{:#}", read(&file).unwrap_err());
+            assert!(
+                error.contains(says) && !error.contains('\n'),
+                "{seed}: {error}"
+            );
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
