@@ -57,27 +57,22 @@ fn to_json(row: &Row) -> serde_json::Value {
            "sigma_used": row.sigma_used})
 }
 
-/// Runs `inspect`.
-pub fn run(args: &InspectArgs) -> Result<()> {
-    let rows = rows(&args.file)?;
-    let bound: f64 = rows.iter().map(|r| r.sigma_used).product();
-    if args.json {
-        let weights: Vec<_> = rows.iter().map(to_json).collect();
-        let report = json!({"file": args.file, "weights": weights, "lipschitz_bound": bound,
-            "tolerances": {"svd": SVD_TOLERANCE, "power": POWER_TOLERANCE,
-                           "power_max_iterations": POWER_MAX_ITERATIONS}});
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    println!("{}", escaped(&args.file.display().to_string()));
-    println!(
+/// The report as a table: the file, a row per weight (keys escaped: a key from the file can
+/// neither break a row nor move the cursor) and the stack's bound.
+fn table(file: &std::path::Path, rows: &[Row], bound: f64) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", escaped(&file.display().to_string()));
+    let _ = writeln!(
+        out,
         "{:<44} {:<16} {:>3} {:>4} {:>12} {:<11} {:>12} {:>9} {:>10}",
         "weight", "shape", "SN", "dim", "σ(W)", "method", "σ from u,v", "rel err", "σ used"
     );
-    for r in &rows {
+    for r in rows {
         let uv = r.sigma_uv.map_or("-".into(), |s| format!("{s:.6}"));
         let err = relative_error(r).map_or("-".into(), |e| format!("{e:.2e}"));
-        println!(
+        let _ = writeln!(
+            out,
             "{:<44} {:<16} {:>3} {:>4} {:>12.6} {:<11} {:>12} {:>9} {:>10.6}",
             escaped(&r.key),
             format!("{:?}", r.shape),
@@ -90,12 +85,29 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             r.sigma_used
         );
     }
-    println!(
+    let _ = writeln!(
+        out,
         "σ(W): svd = exact SVD (relative error below {SVD_TOLERANCE:e}), used up to 512 × 512 \
          or the same cost; power N = power iteration, N steps to a relative change below \
          {POWER_TOLERANCE:e}. Plain weights use dim 0.\n\
          Product of σ used (a Lipschitz upper bound for a plain feed-forward stack): {bound:.6}"
     );
+    out
+}
+
+/// Runs `inspect`.
+pub fn run(args: &InspectArgs) -> Result<()> {
+    let rows = rows(&args.file)?;
+    let bound: f64 = rows.iter().map(|r| r.sigma_used).product();
+    if args.json {
+        let weights: Vec<_> = rows.iter().map(to_json).collect();
+        let report = json!({"file": args.file, "weights": weights, "lipschitz_bound": bound,
+            "tolerances": {"svd": SVD_TOLERANCE, "power": POWER_TOLERANCE,
+                           "power_max_iterations": POWER_MAX_ITERATIONS}});
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    print!("{}", table(&args.file, &rows, bound));
     Ok(())
 }
 
@@ -103,6 +115,23 @@ pub fn run(args: &InspectArgs) -> Result<()> {
 mod tests {
     use super::*;
     use crate::test_fixtures::{FILES, expected, fixture};
+
+    /// A valid file whose key holds a newline and an ANSI "clear screen": one row, shown
+    /// escaped, and no control character anywhere in the table.
+    #[test]
+    fn keys_from_the_file_are_shown_escaped() {
+        let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/safetensors/valid-key-escapes");
+        let dir = crate::test_fixtures::scratch("inspect-escapes");
+        let file = dir.join("keys.safetensors");
+        std::fs::copy(seed, &file).unwrap();
+        let rows = rows(&file).unwrap();
+        let table = table(&file, &rows, 1.0);
+        assert!(table.contains("fc.weight\\n\\u{1b}[2J"), "{table}");
+        assert_eq!(table.lines().count(), 5, "{table}");
+        assert!(!table.contains('\u{1b}'));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn sigmas_match_numpy_for_every_framework() {
