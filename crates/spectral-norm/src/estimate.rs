@@ -4,7 +4,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 
 use crate::error::SpectralNormError;
-use crate::matrix::{Normalization, mat_vec, matrix, power_iterate};
+use crate::matrix::{Normalization, WeightMatrix, matrix, power_iterate};
 
 /// How a power iteration run to convergence ended.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,8 +109,9 @@ pub fn power_iteration_from<const D: usize>(
     if !(tolerance.is_finite() && tolerance > 0.0) {
         return Err(SpectralNormError::InvalidTolerance { tolerance });
     }
-    let weight_matrix = matrix_view(weight.without_autodiff(), dim)?;
-    let [rows, _] = weight_matrix.dims();
+    check_axis(&weight, dim)?;
+    let weight_matrix = WeightMatrix::new(weight.without_autodiff(), dim);
+    let (rows, _) = weight_matrix.size();
     if start.dims() != [rows] {
         return Err(SpectralNormError::VectorLength {
             vector: "u",
@@ -131,7 +132,8 @@ pub fn power_iteration_from<const D: usize>(
     while outcome.iterations < max_iterations {
         let v;
         (u, v) = power_iterate(&weight_matrix, u, Tensor::zeros([1], &device), 1, rule);
-        outcome.sigma = mat_vec(weight_matrix.clone(), v)
+        outcome.sigma = weight_matrix
+            .times(v)
             .square()
             .sum()
             .sqrt()
@@ -193,8 +195,9 @@ pub fn sigma_from_vectors<const D: usize>(
     v: Tensor<1>,
     dim: usize,
 ) -> Result<f64, SpectralNormError> {
-    let weight_matrix = matrix_view(weight.without_autodiff(), dim)?;
-    let [rows, cols] = weight_matrix.dims();
+    check_axis(&weight, dim)?;
+    let weight_matrix = WeightMatrix::new(weight.without_autodiff(), dim);
+    let (rows, cols) = weight_matrix.size();
     if u.dims() != [rows] || v.dims() != [cols] {
         return Err(SpectralNormError::InvalidOp(format!(
             "u has {} and v {} elements, but the matrix view along dim {dim} is {rows} × {cols}",
@@ -209,7 +212,7 @@ pub fn sigma_from_vectors<const D: usize>(
         v.to_device(&device).cast(dtype),
     );
     Ok(
-        crate::matrix::sigma(weight_matrix, u.without_autodiff(), v.without_autodiff())
+        crate::matrix::sigma(&weight_matrix, u.without_autodiff(), v.without_autodiff())
             .into_scalar::<f64>(),
     )
 }

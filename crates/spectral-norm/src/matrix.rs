@@ -1,5 +1,6 @@
-//! The matrix view of a weight and the power-iteration arithmetic shared by the hook-style
-//! reparameterization and Paddle's op.
+//! The matrix view of a weight and the power-iteration arithmetic in Burn tensor operations
+//! (the generic path, on every backend), shared by the hook-style reparameterization, Paddle's
+//! op and the one-shot measurements.
 
 use burn::tensor::Tensor;
 
@@ -13,6 +14,7 @@ pub(crate) enum Normalization {
 }
 
 /// `W` with axis `dim` moved to the front and the rest flattened: `[h, numel / h]`, row-major.
+/// A copy of the weight when `dim > 0`; the power iteration uses [`WeightMatrix`] instead.
 pub(crate) fn matrix<const D: usize>(weight: Tensor<D>, dim: usize) -> Tensor<2> {
     let dims = weight.dims();
     let rows = dims[dim];
@@ -28,6 +30,89 @@ pub(crate) fn matrix<const D: usize>(weight: Tensor<D>, dim: usize) -> Tensor<2>
         weight.permute(axes)
     };
     front.reshape([rows, cols])
+}
+
+/// The matrix view of a weight (axis `dim` as rows, the other axes flattened in order as
+/// columns) held as the weight itself reshaped to `[outer, rows, inner]`, which is free: its
+/// products with vectors are computed from that, so the permuted matrix (a copy of W on every
+/// use for a Linear weight `[in, out]`, whose rows are on axis 1) is never built. Every
+/// operation is a Burn tensor operation, differentiable in W.
+#[derive(Debug, Clone)]
+pub(crate) struct WeightMatrix {
+    blocks: Tensor<3>,
+}
+
+impl WeightMatrix {
+    /// The view of `weight` along `dim` (an axis of it).
+    pub fn new<const D: usize>(weight: Tensor<D>, dim: usize) -> Self {
+        let dims = weight.dims();
+        let outer = dims[..dim].iter().product();
+        let inner = dims[dim + 1..].iter().product();
+        Self {
+            blocks: weight.reshape([outer, dims[dim], inner]),
+        }
+    }
+
+    /// `[outer, rows, inner]`.
+    fn shape(&self) -> [usize; 3] {
+        self.blocks.dims()
+    }
+
+    /// The matrix's `(rows, columns)`.
+    pub fn size(&self) -> (usize, usize) {
+        let [outer, rows, inner] = self.shape();
+        (rows, outer * inner)
+    }
+
+    /// The same view without gradient tracking.
+    pub fn without_autodiff(&self) -> Self {
+        Self {
+            blocks: self.blocks.clone().without_autodiff(),
+        }
+    }
+
+    /// The device of the weight.
+    pub fn device(&self) -> burn::tensor::Device {
+        self.blocks.device()
+    }
+
+    /// The dtype of the weight.
+    pub fn dtype(&self) -> burn::tensor::DType {
+        self.blocks.dtype()
+    }
+
+    /// `M v` for `v` of the matrix's column count: `[rows]`.
+    pub fn times(&self, v: Tensor<1>) -> Tensor<1> {
+        let [outer, rows, inner] = self.shape();
+        let blocks = self.blocks.clone();
+        if outer == 1 {
+            let m = blocks.reshape([rows, inner]);
+            m.matmul(v.reshape([inner, 1])).reshape([rows])
+        } else if inner == 1 {
+            // M = Wᵀ for W `[outer, rows]`: M v = vᵀ W.
+            let w = blocks.reshape([outer, rows]);
+            v.reshape([1, outer]).matmul(w).reshape([rows])
+        } else {
+            let per_block = blocks.matmul(v.reshape([outer, inner, 1]));
+            per_block.sum_dim(0).reshape([rows])
+        }
+    }
+
+    /// `Mᵀ u` for `u` of the matrix's row count: `[columns]`.
+    pub fn transposed_times(&self, u: Tensor<1>) -> Tensor<1> {
+        let [outer, rows, inner] = self.shape();
+        let blocks = self.blocks.clone();
+        if outer == 1 {
+            let m = blocks.reshape([rows, inner]);
+            u.reshape([1, rows]).matmul(m).reshape([inner])
+        } else if inner == 1 {
+            let w = blocks.reshape([outer, rows]);
+            w.matmul(u.reshape([rows, 1])).reshape([outer])
+        } else {
+            let u = u.reshape([1, 1, rows]).expand([outer, 1, rows]);
+            u.matmul(blocks).reshape([outer * inner])
+        }
+    }
 }
 
 /// The Euclidean norm as Paddle's CPU `p_norm` computes it: a plain sum of squares in the
@@ -48,35 +133,25 @@ pub(crate) fn normalize(x: Tensor<1>, rule: Normalization) -> Tensor<1> {
     x / denominator
 }
 
-/// `M x` for a matrix `[h, w]` and a vector `[w]`.
-pub(crate) fn mat_vec(matrix: Tensor<2>, x: Tensor<1>) -> Tensor<1> {
-    matrix.matmul(x.unsqueeze_dim(1)).squeeze_dim(1)
-}
-
-/// `Mᵀ x` for a matrix `[h, w]` and a vector `[h]`.
-pub(crate) fn mat_t_vec(matrix: Tensor<2>, x: Tensor<1>) -> Tensor<1> {
-    x.unsqueeze_dim::<2>(0).matmul(matrix).squeeze_dim(0)
-}
-
 /// Runs `iterations` power-iteration steps on a constant matrix: `v = normalize(Mᵀu)`, then
 /// `u = normalize(M v)`. Returns the final `(u, v)`.
 pub(crate) fn power_iterate(
-    matrix: &Tensor<2>,
+    matrix: &WeightMatrix,
     mut u: Tensor<1>,
     mut v: Tensor<1>,
     iterations: usize,
     rule: Normalization,
 ) -> (Tensor<1>, Tensor<1>) {
     for _ in 0..iterations {
-        v = normalize(mat_t_vec(matrix.clone(), u), rule);
-        u = normalize(mat_vec(matrix.clone(), v.clone()), rule);
+        v = normalize(matrix.transposed_times(u), rule);
+        u = normalize(matrix.times(v.clone()), rule);
     }
     (u, v)
 }
 
 /// `σ = u · (M v)`: differentiable in `M`, with `u` and `v` taken as constants. Shape `[1]`.
-pub(crate) fn sigma(matrix: Tensor<2>, u: Tensor<1>, v: Tensor<1>) -> Tensor<1> {
-    mat_vec(matrix, v).mul(u).sum()
+pub(crate) fn sigma(matrix: &WeightMatrix, u: Tensor<1>, v: Tensor<1>) -> Tensor<1> {
+    matrix.times(v).mul(u).sum()
 }
 
 /// `W / σ`, broadcasting the one-element `σ` over every axis of `W`.

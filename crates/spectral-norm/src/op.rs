@@ -7,7 +7,7 @@ use burn::tensor::{DType, Distribution};
 
 use crate::buffer::Buffer;
 use crate::error::SpectralNormError;
-use crate::matrix::{Normalization, divide, matrix, power_iterate, sigma};
+use crate::matrix::{Normalization, WeightMatrix, divide, power_iterate, sigma};
 
 /// Configuration of [`SpectralNormOp`], with `paddle.nn.SpectralNorm`'s arguments and defaults.
 ///
@@ -235,8 +235,8 @@ pub fn spectral_norm_op<const D: usize>(
     eps: f64,
 ) -> Result<Tensor<D>, SpectralNormError> {
     check_op_inputs(&weight, &u, &v, dim)?;
-    let weight_matrix = matrix(weight.clone(), dim);
-    let constant = weight_matrix.clone().without_autodiff();
+    let weight_matrix = WeightMatrix::new(weight.clone(), dim);
+    let constant = weight_matrix.without_autodiff();
     let device = constant.device();
     let rule = Normalization::AddEps(eps);
     let (u, v) = power_iterate(
@@ -246,7 +246,7 @@ pub fn spectral_norm_op<const D: usize>(
         power_iters,
         rule,
     );
-    Ok(divide(weight, sigma(weight_matrix, u, v)))
+    Ok(divide(weight, sigma(&weight_matrix, u, v)))
 }
 
 fn check_op_inputs<const D: usize>(

@@ -7,7 +7,7 @@ use burn::tensor::Tensor;
 
 use super::{Divided, Estimate, SigmaEstimator};
 use crate::accel::{self, Storage};
-use crate::matrix::{Normalization, divide, matrix, power_iterate, sigma};
+use crate::matrix::{Normalization, WeightMatrix, divide, power_iterate, sigma};
 
 /// σ of the matrix view `[shape[dim], numel / shape[dim]]`: `u` has `shape[dim]` elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +29,8 @@ impl MatrixView {
 
 /// `vector` on `weight_matrix`'s inner (non-autodiff) device, in its dtype: a constant of the
 /// graph.
-fn conform(vector: &Tensor<1>, weight_matrix: &Tensor<2>) -> Tensor<1> {
-    let device = weight_matrix.clone().without_autodiff().device();
+fn conform(vector: &Tensor<1>, weight_matrix: &WeightMatrix) -> Tensor<1> {
+    let device = weight_matrix.without_autodiff().device();
     vector
         .clone()
         .without_autodiff()
@@ -58,7 +58,7 @@ impl SigmaEstimator for MatrixView {
                 sigma: Some(sigma),
             };
         }
-        let weight_matrix = matrix(weight.clone().without_autodiff(), self.dim);
+        let weight_matrix = WeightMatrix::new(weight.clone().without_autodiff(), self.dim);
         let u = conform(&u, &weight_matrix);
         // With at least one step, the first `v = normalize(Mᵀu)` overwrites the start `v`.
         let v = u.zeros_like();
@@ -71,9 +71,9 @@ impl SigmaEstimator for MatrixView {
         if let Some(sigma) = accel::sigma(weight, self.dim, u, v) {
             return sigma;
         }
-        let weight_matrix = matrix(weight.clone().without_autodiff(), self.dim);
+        let weight_matrix = WeightMatrix::new(weight.clone().without_autodiff(), self.dim);
         let (u, v) = (conform(u, &weight_matrix), conform(v, &weight_matrix));
-        sigma(weight_matrix, u, v).into_scalar::<f64>()
+        sigma(&weight_matrix, u, v).into_scalar::<f64>()
     }
 
     fn divide<const D: usize>(
@@ -91,13 +91,13 @@ impl SigmaEstimator for MatrixView {
             };
         }
         // The generic path recomputes σ in the graph, so that the gradient reaches W.
-        let weight_matrix = matrix(weight.clone(), self.dim);
+        let weight_matrix = WeightMatrix::new(weight.clone(), self.dim);
         let (u, v) = (
             conform(&estimate.u, &weight_matrix),
             conform(&estimate.v, &weight_matrix),
         );
         Divided {
-            weight: divide(weight, sigma(weight_matrix, u, v)),
+            weight: divide(weight, sigma(&weight_matrix, u, v)),
             storage: None,
         }
     }
