@@ -105,6 +105,13 @@ pub enum SpectralNormError {
         got: usize,
     },
 
+    /// A convolution's geometry does not fit its weight or its input.
+    #[error("convolution geometry: {why}")]
+    InvalidGeometry {
+        /// What does not fit.
+        why: String,
+    },
+
     /// The op form was given a weight shape or axis it cannot handle.
     #[error("spectral norm op: {0}")]
     InvalidOp(String),

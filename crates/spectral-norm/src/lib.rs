@@ -35,7 +35,8 @@
 //! `v()`, its settings and `set_vectors` (vectors from elsewhere); [`set_power_iteration`] stops
 //! or resumes the iteration on the training device (for a gradient penalty, say);
 //! [`largest_singular_value`], [`power_iteration`], [`matrix_view`] and [`sigma_from_vectors`]
-//! measure any weight; [`SpectralNormOp`] is Paddle's op layer. With the `store` feature,
+//! measure any weight; [`conv_operator_norm`] measures a convolution as the linear map it is on
+//! inputs of a given size ([`ConvOperator`]), its true Lipschitz constant; [`SpectralNormOp`] is Paddle's op layer. With the `store` feature,
 //! `checkpoint` loads and saves Paddle's and PyTorch's checkpoint layouts (and names their
 //! keys), `pdparams` reads and writes Paddle's pickles, and `format` names file formats and
 //! float dtypes.
@@ -109,6 +110,7 @@ mod inspect;
 mod matrix;
 mod mode;
 mod op;
+mod operator;
 #[cfg(feature = "store")]
 pub mod pdparams;
 mod remove;
@@ -125,6 +127,7 @@ pub use estimate::{
 pub use inspect::{SpectralNormSnapshot, inspect};
 pub use mode::set_power_iteration;
 pub use op::{SpectralNormOp, SpectralNormOpConfig, spectral_norm_op};
+pub use operator::{ConvKind, ConvOperator, conv_operator_norm};
 pub use remove::remove_spectral_norm;
 pub use reparameterization::SpectralNorm;
 
