@@ -105,8 +105,9 @@ fn accuracy(logits: Tensor<2>, labels: &Tensor<1, Int>) -> f32 {
 /// One row of the σ table: the stored estimate of σ(W), and σ(W/σ) by converged power iteration.
 fn report<const D: usize>(name: &str, weight: &Param<Tensor<D>>) {
     let snapshot = inspect(weight).expect("spectrally normalized");
+    let dim = snapshot.dim.expect("the matrix-view mode");
     let normalized =
-        largest_singular_value(snapshot.weight, snapshot.dim, 1e-6, 2000).expect("a valid axis");
+        largest_singular_value(snapshot.weight, dim, 1e-6, 2000).expect("a valid axis");
     println!(
         "  {name:<14} σ(W) ≈ {:>8.4}   σ(W/σ) = {normalized:.4}",
         snapshot.sigma

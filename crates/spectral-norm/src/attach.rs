@@ -7,10 +7,12 @@ use burn::tensor::Distribution;
 use core::num::NonZeroUsize;
 
 use crate::config::SpectralNormConfig;
+use crate::conv_layers::ConvLayer;
 use crate::error::SpectralNormError;
-use crate::estimator::{Estimator, MatrixView, SigmaEstimator};
+use crate::estimator::{Estimator, MatrixView, OperatorNorm, SigmaEstimator};
 use crate::matrix::{Normalization, normalize};
 use crate::mode::REPARAMETERIZATION_CONTAINER;
+use crate::operator::ConvOperator;
 use crate::reparameterization::SpectralNorm;
 
 /// Attaches spectral normalization to one parameter of `module` and returns the new module;
@@ -45,22 +47,124 @@ pub fn spectral_norm<M: Module>(
     module: &M,
     config: &SpectralNormConfig,
 ) -> Result<M, SpectralNormError> {
-    let (dim, n_power_iterations) = validate(module, config)?;
-    let attach = Attach {
+    let (target, n_power_iterations) = validate(module, config)?;
+    let name = || config.name.clone();
+    let dim = match config.dim {
+        Some(dim) => dim,
+        None => default_dim(&target.owner).ok_or_else(|| SpectralNormError::DimRequired {
+            name: name(),
+            owner: target.owner.clone(),
+        })?,
+    };
+    if dim >= target.shape.len() {
+        return Err(SpectralNormError::DimOutOfRange {
+            name: name(),
+            dim,
+            shape: target.shape,
+        });
+    }
+    if target.shape.contains(&0) {
+        return Err(SpectralNormError::EmptyParameter {
+            name: name(),
+            shape: target.shape,
+        });
+    }
+    let estimator = Estimator::MatrixView(MatrixView::new(dim));
+    Ok(attach(module, config, estimator, n_power_iterations))
+}
+
+/// Attaches spectral normalization by the **operator norm** of a convolution: σ is the largest
+/// singular value of the map `x ↦ conv(x)` (no bias) on inputs of `operator.input_size`, with
+/// the layer's stride, padding, dilation and groups, instead of σ of the weight's matrix view.
+/// `u` is one output sample and `v` one input sample, flattened; each training use runs
+/// `n_power_iterations` steps `v = normalize(convᵀ(u))`, `u = normalize(conv(v))`, then uses
+/// `W / σ` with `σ = ⟨u, conv_W(v)⟩`, the gradient reaching `W` through σ. Everything else
+/// (modes, records, `inspect`, removal, typed errors) is as for [`spectral_norm`]; `config.dim`
+/// does not apply. For a layer itself, [`spectral_norm_conv`] reads the geometry from it.
+///
+/// ```
+/// use burn::nn::conv::Conv2dConfig;
+/// use burn::nn::PaddingConfig2d;
+/// use burn::prelude::*;
+/// use spectral_norm::{ConvLayer, SpectralNormConfig, spectral_norm_operator};
+///
+/// let device = Device::flex().autodiff();
+/// let conv = Conv2dConfig::new([3, 8], [3, 3])
+///     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+///     .init(&device);
+/// let operator = conv.conv_operator(vec![16, 16]);
+/// let conv = spectral_norm_operator(&conv, &SpectralNormConfig::new(), operator).unwrap();
+/// let y = conv.forward(Tensor::<4>::ones([2, 3, 16, 16], &device));
+/// assert_eq!(y.dims(), [2, 8, 16, 16]);
+/// ```
+///
+/// # Errors
+///
+/// As [`spectral_norm`], and [`SpectralNormError::InvalidGeometry`] when `operator` does not
+/// fit the parameter (not a convolution weight, the kernel larger than the input, …) or a
+/// `dim` was given.
+pub fn spectral_norm_operator<M: Module>(
+    module: &M,
+    config: &SpectralNormConfig,
+    operator: ConvOperator,
+) -> Result<M, SpectralNormError> {
+    let (target, n_power_iterations) = validate(module, config)?;
+    if config.dim.is_some() {
+        return Err(SpectralNormError::InvalidGeometry {
+            why: "dim chooses a matrix view; the operator mode has none".into(),
+        });
+    }
+    operator.output_shape(&target.shape)?;
+    let estimator = Estimator::Operator(OperatorNorm::new(operator));
+    Ok(attach(module, config, estimator, n_power_iterations))
+}
+
+/// [`spectral_norm_operator`] on a convolution layer's `weight`, with the geometry read from
+/// the layer for inputs of `input_size`.
+///
+/// ```
+/// use burn::nn::conv::Conv1dConfig;
+/// use burn::prelude::*;
+/// use spectral_norm::{SpectralNormConfig, inspect, spectral_norm_conv};
+///
+/// let device = Device::flex().autodiff();
+/// let conv = Conv1dConfig::new(2, 4, 3).init(&device);
+/// let conv = spectral_norm_conv(&conv, vec![10], &SpectralNormConfig::new()).unwrap();
+/// let snapshot = inspect(&conv.weight).unwrap();
+/// assert_eq!((snapshot.u.dims(), snapshot.v.dims()), ([4 * 8], [2 * 10]));
+/// ```
+///
+/// # Errors
+///
+/// As [`spectral_norm_operator`].
+pub fn spectral_norm_conv<L: ConvLayer + Module>(
+    layer: &L,
+    input_size: Vec<usize>,
+    config: &SpectralNormConfig,
+) -> Result<L, SpectralNormError> {
+    spectral_norm_operator(layer, config, layer.conv_operator(input_size))
+}
+
+fn attach<M: Module>(
+    module: &M,
+    config: &SpectralNormConfig,
+    estimator: Estimator,
+    n_power_iterations: NonZeroUsize,
+) -> M {
+    module.clone().apply_reparameterization(Attach {
         path: &config.name,
-        estimator: Estimator::MatrixView(MatrixView::new(dim)),
+        estimator,
         n_power_iterations,
         eps: config.eps,
-    };
-    Ok(module.clone().apply_reparameterization(attach))
+    })
 }
 
 /// Checks the request in Paddle's order (an existing attachment first, then the iteration
-/// count, then the parameter and its axis) and returns the axis and the step count to use.
+/// count and eps, then the parameter) and returns the parameter found and the step count.
 fn validate<M: Module>(
     module: &M,
     config: &SpectralNormConfig,
-) -> Result<(usize, NonZeroUsize), SpectralNormError> {
+) -> Result<(Target, NonZeroUsize), SpectralNormError> {
     let name = || config.name.clone();
     let survey = Survey::run(module, &config.name);
     if let Some(kind) = &survey.attached {
@@ -90,27 +194,7 @@ fn validate<M: Module>(
         }
         Some(target) => target,
     };
-    let dim = match config.dim {
-        Some(dim) => dim,
-        None => default_dim(&target.owner).ok_or_else(|| SpectralNormError::DimRequired {
-            name: name(),
-            owner: target.owner.clone(),
-        })?,
-    };
-    if dim >= target.shape.len() {
-        return Err(SpectralNormError::DimOutOfRange {
-            name: name(),
-            dim,
-            shape: target.shape,
-        });
-    }
-    if target.shape.contains(&0) {
-        return Err(SpectralNormError::EmptyParameter {
-            name: name(),
-            shape: target.shape,
-        });
-    }
-    Ok((dim, n_power_iterations))
+    Ok((target, n_power_iterations))
 }
 
 /// Paddle's `dim=None` rule for Burn's layers, from the type name of the module that owns the

@@ -3,6 +3,7 @@
 use burn::module::Param;
 use burn::prelude::*;
 
+use crate::operator::ConvOperator;
 use crate::reparameterization::SpectralNorm;
 
 /// What a spectrally normalized parameter currently holds, read without running the power
@@ -18,8 +19,10 @@ pub struct SpectralNormSnapshot<const D: usize> {
     /// The weight the layer uses in evaluation mode, `W / σ`, computed exactly as evaluation
     /// mode computes it (the same path, the same σ).
     pub weight: Tensor<D>,
-    /// The axis used as matrix rows.
-    pub dim: usize,
+    /// The axis used as matrix rows (matrix-view mode; `None` in operator mode).
+    pub dim: Option<usize>,
+    /// The convolution whose norm σ is (operator mode; `None` in matrix-view mode).
+    pub operator: Option<ConvOperator>,
 }
 
 /// Reads the spectral-norm state of `param`, or `None` when it has none. Nothing changes: the
@@ -49,5 +52,6 @@ pub fn inspect<const D: usize>(param: &Param<Tensor<D>>) -> Option<SpectralNormS
         v: state.v().to_device(&device).cast(dtype),
         weight: normalized,
         dim: state.dim(),
+        operator: state.operator().cloned(),
     })
 }

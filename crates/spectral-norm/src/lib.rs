@@ -36,7 +36,10 @@
 //! or resumes the iteration on the training device (for a gradient penalty, say);
 //! [`largest_singular_value`], [`power_iteration`], [`matrix_view`] and [`sigma_from_vectors`]
 //! measure any weight; [`conv_operator_norm`] measures a convolution as the linear map it is on
-//! inputs of a given size ([`ConvOperator`]), its true Lipschitz constant; [`SpectralNormOp`] is Paddle's op layer. With the `store` feature,
+//! inputs of a given size ([`ConvOperator`]), its true Lipschitz constant, and
+//! [`spectral_norm_conv`] / [`spectral_norm_operator`] normalize by that norm instead of the
+//! matrix view's (the operator mode: use it where a layer's Lipschitz constant must be 1; it
+//! costs a convolution and its adjoint per power-iteration step, on the generic path); [`SpectralNormOp`] is Paddle's op layer. With the `store` feature,
 //! `checkpoint` loads and saves Paddle's and PyTorch's checkpoint layouts (and names their
 //! keys), `pdparams` reads and writes Paddle's pickles, and `format` names file formats and
 //! float dtypes.
@@ -97,6 +100,7 @@ mod buffer;
 #[cfg(feature = "store")]
 pub mod checkpoint;
 mod config;
+mod conv_layers;
 mod error;
 mod estimate;
 mod estimator;
@@ -117,8 +121,9 @@ mod remove;
 mod reparameterization;
 mod scratch;
 
-pub use attach::{default_dim, spectral_norm};
+pub use attach::{default_dim, spectral_norm, spectral_norm_conv, spectral_norm_operator};
 pub use config::SpectralNormConfig;
+pub use conv_layers::ConvLayer;
 pub use error::SpectralNormError;
 pub use estimate::{
     Convergence, largest_singular_value, matrix_view, power_iteration, power_iteration_from,

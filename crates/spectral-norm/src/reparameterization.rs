@@ -12,6 +12,7 @@ use crate::accel::Storage;
 use crate::buffer::Buffer;
 use crate::error::SpectralNormError;
 use crate::estimator::{Estimate, Estimator, SigmaEstimator};
+use crate::operator::ConvOperator;
 use crate::scratch::Scratch;
 
 /// Spectral normalization state of one weight, attached by [`spectral_norm`](crate::spectral_norm).
@@ -36,7 +37,7 @@ use crate::scratch::Scratch;
 /// let device = Device::flex();
 /// let layer = spectral_norm(&LinearConfig::new(4, 3).init(&device), &SpectralNormConfig::new()).unwrap();
 /// let state = layer.weight.reparameterization::<SpectralNorm>().unwrap();
-/// assert_eq!((state.dim(), state.n_power_iterations().get()), (1, 1));
+/// assert_eq!((state.dim(), state.n_power_iterations().get()), (Some(1), 1));
 /// assert_eq!(state.u().dims(), [3]);
 /// ```
 #[derive(Module, Debug)]
@@ -104,10 +105,20 @@ impl SpectralNorm {
         self.v.get()
     }
 
-    /// The axis of the weight that becomes the matrix rows.
-    pub fn dim(&self) -> usize {
+    /// The axis of the weight that becomes the matrix rows, in matrix-view mode; `None` in
+    /// operator mode.
+    pub fn dim(&self) -> Option<usize> {
         match &self.estimator {
-            Estimator::MatrixView(view) => view.dim(),
+            Estimator::MatrixView(view) => Some(view.dim()),
+            Estimator::Operator(_) => None,
+        }
+    }
+
+    /// The convolution whose norm σ estimates, in operator mode; `None` in matrix-view mode.
+    pub fn operator(&self) -> Option<&ConvOperator> {
+        match &self.estimator {
+            Estimator::MatrixView(_) => None,
+            Estimator::Operator(norm) => Some(norm.operator()),
         }
     }
 

@@ -19,7 +19,13 @@ struct ToF64;
 impl ModuleMapper for ToF64 {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (id, tensor, _) = param.consume();
-        Param::initialized(id, tensor.cast(DType::F64))
+        let tensor = tensor.cast(DType::F64).detach();
+        let tensor = if tensor.is_autodiff() {
+            tensor.require_grad()
+        } else {
+            tensor
+        };
+        Param::initialized(id, tensor)
     }
 }
 
@@ -228,5 +234,144 @@ fn geometry_that_does_not_fit_is_a_typed_error() {
     assert!(matches!(
         conv_operator_norm(weight.clone(), &ConvOperator::conv(vec![8, 8]), 1e-9, 0),
         Err(SpectralNormError::ZeroMaxIterations)
+    ));
+}
+
+/// `conv` with the weight replaced by `weight`, on the autodiff-free f64 device: the reference
+/// map for the operator-mode tests, the layer's own forward.
+fn conv_with(conv: &Conv2d, weight: Tensor<4>) -> Conv2d {
+    Conv2d {
+        weight: Param::initialized(burn::module::ParamId::new(), weight),
+        ..conv.clone()
+    }
+}
+
+fn f64_conv(device: &Device, stride: usize) -> Conv2d {
+    Conv2dConfig::new([2, 3], [3, 3])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_bias(false)
+        .init(device)
+        .map(&mut ToF64)
+}
+
+/// Training uses drive the operator norm of the weight the layer uses to 1 (by the dense SVD
+/// of the layer's own forward), not its matrix-view σ; evaluation does not iterate; removal
+/// bakes exactly the eval weight.
+#[test]
+fn operator_mode_normalizes_the_operator_norm() {
+    use spectral_norm::{SpectralNormConfig, inspect, remove_spectral_norm, spectral_norm_conv};
+    let device = Device::flex().autodiff();
+    for stride in [1, 2] {
+        let conv = f64_conv(&device, stride);
+        let sn = SpectralNormConfig::new().with_n_power_iterations(10);
+        let conv = spectral_norm_conv(&conv, vec![6, 6], &sn).unwrap();
+        let x = Tensor::<4>::ones([1, 2, 6, 6], (&device, DType::F64));
+        for _ in 0..60 {
+            let _ = conv.forward(x.clone());
+        }
+        let snapshot = inspect(&conv.weight).unwrap();
+        assert_eq!(snapshot.dim, None);
+        let normalized = snapshot.weight.clone();
+        let reference = conv_with(&conv.valid(), normalized.clone()).valid();
+        let operator = dense([1, 2, 6, 6], |x| reference.forward(x))
+            .singular_values()
+            .max();
+        // 600 power-iteration steps: converged to well within the estimate's own 1e-3.
+        assert!(
+            (operator - 1.0).abs() < 1e-3,
+            "stride {stride}: ‖A(W/σ)‖ = {operator}"
+        );
+        let matrix =
+            top_singular_value(&matrix_view(&values(normalized.clone()), &[3, 2, 3, 3], 0));
+        assert!(
+            (matrix - 1.0).abs() > 1e-3,
+            "stride {stride}: matrix view {matrix}"
+        );
+
+        let eval = conv.valid();
+        let u = values(inspect(&eval.weight).unwrap().u);
+        let _ = eval.forward(x.clone().without_autodiff());
+        assert_eq!(
+            values(inspect(&eval.weight).unwrap().u),
+            u,
+            "eval does not iterate"
+        );
+
+        let baked = remove_spectral_norm(conv);
+        assert!(inspect(&baked.weight).is_none());
+        assert_eq!(values(baked.weight.val()), values(normalized));
+    }
+}
+
+/// The gradient of `Σ G ⊙ W/σ(W)`, `σ = ⟨u, A(W) v⟩` with u, v fixed, against central finite
+/// differences of the same function computed with the layer's own forward.
+#[test]
+fn operator_mode_gradient_matches_finite_differences() {
+    use spectral_norm::{
+        SpectralNorm, SpectralNormConfig, set_power_iteration, spectral_norm_conv,
+    };
+    let device = Device::flex().autodiff();
+    let conv = f64_conv(&device, 2);
+    let conv = spectral_norm_conv(&conv, vec![5, 5], &SpectralNormConfig::new()).unwrap();
+    let _ = conv.weight.val(); // one training use: u, v from the iteration
+    let conv = set_power_iteration(conv, false);
+    let state = conv.weight.reparameterization::<SpectralNorm>().unwrap();
+    let (u, v) = (values(state.u()), values(state.v()));
+    let w = values(conv.weight.base());
+    let g = pseudo_random(w.len(), 21);
+    let shape = [3, 2, 3, 3];
+
+    let plain = Device::flex();
+    let loss = |w: &[f64]| -> f64 {
+        let weight = f64_tensor(w.to_vec(), shape, &plain);
+        let layer = conv_with(&conv.valid(), weight.clone()).valid();
+        let input = f64_tensor(v.clone(), [1, 2, 5, 5], &plain);
+        let av = values(layer.forward(input));
+        let sigma: f64 = av.iter().zip(&u).map(|(a, b)| a * b).sum();
+        w.iter().zip(&g).map(|(wi, gi)| gi * wi / sigma).sum()
+    };
+    let h = 1e-6;
+    let numeric: Vec<f64> = (0..w.len())
+        .map(|i| {
+            let (mut plus, mut minus) = (w.clone(), w.clone());
+            plus[i] += h;
+            minus[i] -= h;
+            (loss(&plus) - loss(&minus)) / (2.0 * h)
+        })
+        .collect();
+
+    let normalized = conv.weight.val();
+    let grads = (normalized * f64_tensor(g.clone(), shape, &device))
+        .sum()
+        .backward();
+    let analytic = values(conv.weight.base().grad(&grads).unwrap());
+    let scale = numeric.iter().fold(0f64, |m, x| m.max(x.abs()));
+    for (i, (a, n)) in analytic.iter().zip(&numeric).enumerate() {
+        assert!((a - n).abs() <= 1e-6 * scale, "dW[{i}]: {a} vs {n}");
+    }
+}
+
+#[test]
+fn operator_mode_refuses_what_does_not_fit() {
+    use burn::nn::LinearConfig;
+    use spectral_norm::{SpectralNormConfig, spectral_norm_conv, spectral_norm_operator};
+    let device = Device::flex().autodiff();
+    let sn = SpectralNormConfig::new();
+    let conv = f64_conv(&device, 1);
+    let refused =
+        |error: SpectralNormError| matches!(error, SpectralNormError::InvalidGeometry { .. });
+    // No spatial axes for a 2-D kernel; a dim in operator mode; a Linear weight; an input
+    // smaller than the kernel without padding.
+    assert!(refused(spectral_norm_conv(&conv, vec![], &sn).unwrap_err()));
+    assert!(refused(
+        spectral_norm_conv(&conv, vec![6, 6], &sn.clone().with_dim(Some(0))).unwrap_err()
+    ));
+    let linear = LinearConfig::new(4, 3).init(&device);
+    let error = spectral_norm_operator(&linear, &sn, ConvOperator::conv(vec![4])).unwrap_err();
+    assert!(refused(error));
+    let valid = Conv2dConfig::new([2, 3], [3, 3]).init(&device);
+    assert!(refused(
+        spectral_norm_conv(&valid, vec![2, 2], &sn).unwrap_err()
     ));
 }

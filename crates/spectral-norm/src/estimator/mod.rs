@@ -2,8 +2,9 @@
 //! iterate and owns the vectors, and the arithmetic. Each estimator says what `u` and `v` are
 //! for a weight, how a power-iteration step maps them, and how `W / σ` and its gradient come
 //! out; the state calls nothing else. [`MatrixView`] is the paper's and Paddle's: σ of the
-//! weight reshaped to a matrix.
+//! weight reshaped to a matrix. [`OperatorNorm`] is σ of the convolution the weight defines.
 
+mod conv_operator;
 mod matrix_view;
 
 use core::num::NonZeroUsize;
@@ -12,6 +13,7 @@ use burn::tensor::Tensor;
 
 use crate::accel::Storage;
 
+pub(crate) use conv_operator::OperatorNorm;
 pub(crate) use matrix_view::MatrixView;
 
 /// The result of a training-mode power iteration: the new vectors and, where the arithmetic
@@ -65,12 +67,15 @@ pub(crate) trait SigmaEstimator {
 pub(crate) enum Estimator {
     /// σ of the weight's matrix view.
     MatrixView(MatrixView),
+    /// σ of the convolution the weight defines, on inputs of one size.
+    Operator(OperatorNorm),
 }
 
 impl SigmaEstimator for Estimator {
     fn vector_lengths(&self, dims: &[usize]) -> (usize, usize) {
         match self {
             Self::MatrixView(estimator) => estimator.vector_lengths(dims),
+            Self::Operator(estimator) => estimator.vector_lengths(dims),
         }
     }
 
@@ -83,12 +88,14 @@ impl SigmaEstimator for Estimator {
     ) -> Estimate {
         match self {
             Self::MatrixView(estimator) => estimator.iterate(weight, u, iterations, eps),
+            Self::Operator(estimator) => estimator.iterate(weight, u, iterations, eps),
         }
     }
 
     fn sigma<const D: usize>(&self, weight: &Tensor<D>, u: &Tensor<1>, v: &Tensor<1>) -> f64 {
         match self {
             Self::MatrixView(estimator) => estimator.sigma(weight, u, v),
+            Self::Operator(estimator) => estimator.sigma(weight, u, v),
         }
     }
 
@@ -100,6 +107,7 @@ impl SigmaEstimator for Estimator {
     ) -> Divided<D> {
         match self {
             Self::MatrixView(estimator) => estimator.divide(weight, estimate, storage),
+            Self::Operator(estimator) => estimator.divide(weight, estimate, storage),
         }
     }
 }
