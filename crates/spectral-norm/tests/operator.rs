@@ -375,3 +375,26 @@ fn operator_mode_refuses_what_does_not_fit() {
         spectral_norm_conv(&valid, vec![2, 2], &sn).unwrap_err()
     ));
 }
+
+/// u and v of the operator mode are saved and loaded with the module's record, as the matrix
+/// view's are: a fresh layer loaded from the record evaluates to the same weight.
+#[test]
+fn operator_mode_vectors_round_trip_through_records() {
+    use spectral_norm::{SpectralNormConfig, inspect, spectral_norm_conv};
+    let device = Device::flex().autodiff();
+    let sn = SpectralNormConfig::new();
+    let trained = spectral_norm_conv(&f64_conv(&device, 2), vec![5, 5], &sn).unwrap();
+    for _ in 0..3 {
+        let _ = trained.weight.val();
+    }
+    let record = trained.clone().into_record();
+    let fresh = spectral_norm_conv(&f64_conv(&device, 2), vec![5, 5], &sn).unwrap();
+    let loaded = fresh.load_record(record);
+    let (a, b) = (
+        inspect(&trained.weight).unwrap(),
+        inspect(&loaded.weight).unwrap(),
+    );
+    assert_eq!(values(a.u), values(b.u));
+    assert_eq!(values(a.v), values(b.v));
+    assert_eq!(values(a.weight), values(b.weight));
+}
