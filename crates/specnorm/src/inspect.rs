@@ -8,8 +8,8 @@ use serde_json::json;
 
 use specnorm::sigma::{Method, POWER_MAX_ITERATIONS, POWER_TOLERANCE, SVD_TOLERANCE, Sigma};
 use specnorm::tensors;
-use specnorm::text::escaped;
 use specnorm::weights::{self, Row};
+use spectral_norm::format::escaped;
 
 /// Options of `inspect`.
 #[derive(Args, Debug)]

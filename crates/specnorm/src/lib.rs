@@ -7,7 +7,6 @@
 
 pub mod sigma;
 pub mod tensors;
-pub mod text;
 mod torch_globals;
 mod torch_zip;
 pub mod weights;

@@ -18,7 +18,7 @@ mod test_fixtures;
 use std::process::ExitCode;
 
 // The readers, σ and baking live in the library target, which the fuzz targets share.
-use specnorm::text::escaped;
+use spectral_norm::format::escaped;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

@@ -11,7 +11,7 @@ use safetensors::{Dtype, SafeTensors, View, serialize};
 use spectral_norm::format::FileFormat;
 pub use spectral_norm::format::FloatDtype;
 
-use crate::text::escaped;
+use spectral_norm::format::escaped;
 
 /// Tensors of a PyTorch file may together take at most this many times the file's size: views
 /// of one storage (tied weights) are read once each.

@@ -10,7 +10,7 @@ use spectral_norm::checkpoint::Checkpoint;
 
 use crate::sigma::{Sigma, largest_singular_value};
 use crate::tensors::NamedTensor;
-use crate::text::escaped;
+use spectral_norm::format::escaped;
 
 /// The keys of one spectrally normalized weight.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -159,28 +159,23 @@ impl ConvLayer for ConvTranspose1d {
     }
 }
 
-impl ConvLayer for ConvTranspose2d {
-    fn conv_operator(&self, input_size: Vec<usize>) -> ConvOperator {
-        transposed(
-            input_size,
-            &self.stride,
-            &self.padding,
-            &self.padding_out,
-            &self.dilation,
-            self.groups,
-        )
-    }
+/// The 2-D and 3-D transposed convolutions keep their geometry in arrays of the same names.
+macro_rules! transposed_layer {
+    ($layer:ty) => {
+        impl ConvLayer for $layer {
+            fn conv_operator(&self, input_size: Vec<usize>) -> ConvOperator {
+                transposed(
+                    input_size,
+                    &self.stride,
+                    &self.padding,
+                    &self.padding_out,
+                    &self.dilation,
+                    self.groups,
+                )
+            }
+        }
+    };
 }
 
-impl ConvLayer for ConvTranspose3d {
-    fn conv_operator(&self, input_size: Vec<usize>) -> ConvOperator {
-        transposed(
-            input_size,
-            &self.stride,
-            &self.padding,
-            &self.padding_out,
-            &self.dilation,
-            self.groups,
-        )
-    }
-}
+transposed_layer!(ConvTranspose2d);
+transposed_layer!(ConvTranspose3d);

@@ -17,6 +17,43 @@ pub struct Convergence {
     pub converged: bool,
 }
 
+/// Refuses a step limit of 0 and a tolerance that is not finite and positive.
+pub(crate) fn check_limits(tolerance: f64, max_iterations: usize) -> Result<(), SpectralNormError> {
+    if max_iterations == 0 {
+        return Err(SpectralNormError::ZeroMaxIterations);
+    }
+    if !(tolerance.is_finite() && tolerance > 0.0) {
+        return Err(SpectralNormError::InvalidTolerance { tolerance });
+    }
+    Ok(())
+}
+
+/// Runs `step` (one power-iteration step, returning its estimate of σ) until two successive
+/// estimates differ by at most `tolerance` relative, or `max_iterations` steps (both checked by
+/// [`check_limits`]).
+pub(crate) fn until_converged(
+    tolerance: f64,
+    max_iterations: usize,
+    mut step: impl FnMut() -> f64,
+) -> Convergence {
+    let mut previous = f64::INFINITY;
+    let mut outcome = Convergence {
+        sigma: 0.0,
+        iterations: 0,
+        converged: false,
+    };
+    while outcome.iterations < max_iterations {
+        outcome.sigma = step();
+        outcome.iterations += 1;
+        if (outcome.sigma - previous).abs() <= tolerance * outcome.sigma {
+            outcome.converged = true;
+            break;
+        }
+        previous = outcome.sigma;
+    }
+    outcome
+}
+
 /// The largest singular value of `weight`'s matrix view along `dim` (axis `dim` first, the
 /// rest flattened), by power iteration from a random start until two successive estimates
 /// differ by at most `tolerance` relative, or `max_iterations` steps. Computed without
@@ -103,12 +140,7 @@ pub fn power_iteration_from<const D: usize>(
     tolerance: f64,
     max_iterations: usize,
 ) -> Result<Convergence, SpectralNormError> {
-    if max_iterations == 0 {
-        return Err(SpectralNormError::ZeroMaxIterations);
-    }
-    if !(tolerance.is_finite() && tolerance > 0.0) {
-        return Err(SpectralNormError::InvalidTolerance { tolerance });
-    }
+    check_limits(tolerance, max_iterations)?;
     check_axis(&weight, dim)?;
     let weight_matrix = WeightMatrix::new(weight.without_autodiff(), dim);
     let (rows, _) = weight_matrix.size();
@@ -123,28 +155,22 @@ pub fn power_iteration_from<const D: usize>(
     let rule = Normalization::MaxEps(1e-30);
     let start = start.to_device(&device).cast(weight_matrix.dtype());
     let mut u = crate::matrix::normalize(start, rule);
-    let mut previous = f64::INFINITY;
-    let mut outcome = Convergence {
-        sigma: 0.0,
-        iterations: 0,
-        converged: false,
-    };
-    while outcome.iterations < max_iterations {
+    let outcome = until_converged(tolerance, max_iterations, || {
         let v;
-        (u, v) = power_iterate(&weight_matrix, u, Tensor::zeros([1], &device), 1, rule);
-        outcome.sigma = weight_matrix
+        (u, v) = power_iterate(
+            &weight_matrix,
+            u.clone(),
+            Tensor::zeros([1], &device),
+            1,
+            rule,
+        );
+        weight_matrix
             .times(v)
             .square()
             .sum()
             .sqrt()
-            .into_scalar::<f64>();
-        outcome.iterations += 1;
-        if (outcome.sigma - previous).abs() <= tolerance * outcome.sigma {
-            outcome.converged = true;
-            break;
-        }
-        previous = outcome.sigma;
-    }
+            .into_scalar::<f64>()
+    });
     Ok(outcome)
 }
 

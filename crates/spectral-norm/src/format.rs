@@ -105,3 +105,25 @@ impl FileFormat {
         }
     }
 }
+
+/// `text` with every control character (newlines, tabs, an ANSI escape sequence's ESC, …)
+/// written as an escape (`\n`, `\u{1b}`): how strings from a file are shown, so that a key can
+/// neither break an error onto two lines nor act on the terminal. Everything else is kept.
+///
+/// ```
+/// use spectral_norm::format::escaped;
+///
+/// assert_eq!(escaped("fc.weight"), "fc.weight");
+/// assert_eq!(escaped("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
+/// ```
+pub fn escaped(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}

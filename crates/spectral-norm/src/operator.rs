@@ -14,7 +14,7 @@ use burn::tensor::module::{
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
 use crate::error::SpectralNormError;
-use crate::estimate::Convergence;
+use crate::estimate::{Convergence, check_limits, until_converged};
 
 /// Which way a convolution layer applies its weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,41 +256,26 @@ impl ConvOperator {
     }
 
     fn convolve<const D: usize>(&self, weight: Tensor<D>, x: Tensor<D>) -> Tensor<D> {
-        let padding = &self.padding;
+        // The same call at each spatial rank: the functions and options differ in rank only.
+        macro_rules! at_rank {
+            ($conv:ident) => {
+                back($conv(
+                    rank(x),
+                    rank(weight),
+                    None,
+                    ConvOptions::new_with_padding(
+                        arr(&self.stride),
+                        arr(&self.padding),
+                        arr(&self.dilation),
+                        self.groups,
+                    ),
+                ))
+            };
+        }
         match D {
-            3 => back(conv1d(
-                rank(x),
-                rank(weight),
-                None,
-                ConvOptions::new_with_padding(
-                    arr(&self.stride),
-                    arr(padding),
-                    arr(&self.dilation),
-                    self.groups,
-                ),
-            )),
-            4 => back(conv2d(
-                rank(x),
-                rank(weight),
-                None,
-                ConvOptions::new_with_padding(
-                    arr(&self.stride),
-                    arr(padding),
-                    arr(&self.dilation),
-                    self.groups,
-                ),
-            )),
-            _ => back(conv3d(
-                rank(x),
-                rank(weight),
-                None,
-                ConvOptions::new_with_padding(
-                    arr(&self.stride),
-                    arr(padding),
-                    arr(&self.dilation),
-                    self.groups,
-                ),
-            )),
+            3 => at_rank!(conv1d),
+            4 => at_rank!(conv2d),
+            _ => at_rank!(conv3d),
         }
     }
 
@@ -322,43 +307,26 @@ impl ConvOperator {
         padding: &[usize],
         output_padding: &[usize],
     ) -> Tensor<D> {
+        macro_rules! at_rank {
+            ($conv_transpose:ident) => {
+                back($conv_transpose(
+                    rank(x),
+                    rank(weight),
+                    None,
+                    ConvTransposeOptions::new(
+                        arr(&self.stride),
+                        arr(padding),
+                        arr(output_padding),
+                        arr(&self.dilation),
+                        self.groups,
+                    ),
+                ))
+            };
+        }
         match D {
-            3 => back(conv_transpose1d(
-                rank(x),
-                rank(weight),
-                None,
-                ConvTransposeOptions::new(
-                    arr(&self.stride),
-                    arr(padding),
-                    arr(output_padding),
-                    arr(&self.dilation),
-                    self.groups,
-                ),
-            )),
-            4 => back(conv_transpose2d(
-                rank(x),
-                rank(weight),
-                None,
-                ConvTransposeOptions::new(
-                    arr(&self.stride),
-                    arr(padding),
-                    arr(output_padding),
-                    arr(&self.dilation),
-                    self.groups,
-                ),
-            )),
-            _ => back(conv_transpose3d(
-                rank(x),
-                rank(weight),
-                None,
-                ConvTransposeOptions::new(
-                    arr(&self.stride),
-                    arr(padding),
-                    arr(output_padding),
-                    arr(&self.dilation),
-                    self.groups,
-                ),
-            )),
+            3 => at_rank!(conv_transpose1d),
+            4 => at_rank!(conv_transpose2d),
+            _ => at_rank!(conv_transpose3d),
         }
     }
 }
@@ -413,12 +381,7 @@ pub fn conv_operator_norm<const D: usize>(
     tolerance: f64,
     max_iterations: usize,
 ) -> Result<Convergence, SpectralNormError> {
-    if max_iterations == 0 {
-        return Err(SpectralNormError::ZeroMaxIterations);
-    }
-    if !(tolerance.is_finite() && tolerance > 0.0) {
-        return Err(SpectralNormError::InvalidTolerance { tolerance });
-    }
+    check_limits(tolerance, max_iterations)?;
     let dims = weight.dims();
     let input: Vec<usize> = [vec![1], operator.input_shape(&dims)?].concat();
     operator.output_shape(&dims)?;
@@ -434,22 +397,10 @@ pub fn conv_operator_norm<const D: usize>(
         (x.div_scalar(norm.max(1e-300)), norm)
     };
     let (mut v, _) = unit(start);
-    let mut previous = f64::INFINITY;
-    let mut outcome = Convergence {
-        sigma: 0.0,
-        iterations: 0,
-        converged: false,
-    };
-    while outcome.iterations < max_iterations {
-        let (u, sigma) = unit(operator.apply(weight.clone(), v));
+    let outcome = until_converged(tolerance, max_iterations, || {
+        let (u, sigma) = unit(operator.apply(weight.clone(), v.clone()));
         (v, _) = unit(operator.adjoint(weight.clone(), u));
-        outcome.sigma = sigma;
-        outcome.iterations += 1;
-        if (sigma - previous).abs() <= tolerance * sigma {
-            outcome.converged = true;
-            break;
-        }
-        previous = sigma;
-    }
+        sigma
+    });
     Ok(outcome)
 }

@@ -29,7 +29,7 @@ use thiserror::Error;
 mod keys;
 mod transcode;
 
-use crate::format::FileFormat;
+use crate::format::{FileFormat, escaped};
 use crate::mode::REPARAMETERIZATION_CONTAINER;
 use crate::pdparams;
 use crate::reparameterization::SpectralNorm;
@@ -129,17 +129,7 @@ pub fn load_checkpoint<M: Module>(
         _ => return Err(unsupported(path, kind)),
     };
     // Keys come from the file: control characters are shown escaped.
-    let shown = |text: &str| -> String {
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_debug().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect()
-    };
+    let shown = escaped;
     let mut problems: Vec<String> = result
         .missing
         .iter()
