@@ -37,6 +37,7 @@
 //! [`largest_singular_value`], [`power_iteration`], [`matrix_view`] and [`sigma_from_vectors`]
 //! measure any weight; [`conv_operator_norm`] measures a convolution as the linear map it is on
 //! inputs of a given size ([`ConvOperator`]), its true Lipschitz constant, and
+//! [`conv_operator_bound`] bounds it from above with a certificate;
 //! [`spectral_norm_conv`] / [`spectral_norm_operator`] normalize by that norm instead of the
 //! matrix view's (the operator mode: use it where a layer's Lipschitz constant must be 1; it
 //! costs a convolution and its adjoint per power-iteration step, on the generic path); [`SpectralNormOp`] is Paddle's op layer. With the `store` feature,
@@ -115,6 +116,7 @@ mod matrix;
 mod mode;
 mod op;
 mod operator;
+mod operator_bound;
 #[cfg(feature = "store")]
 pub mod pdparams;
 mod remove;
@@ -133,6 +135,7 @@ pub use inspect::{SpectralNormSnapshot, inspect};
 pub use mode::set_power_iteration;
 pub use op::{SpectralNormOp, SpectralNormOpConfig, spectral_norm_op};
 pub use operator::{ConvKind, ConvOperator, conv_operator_norm};
+pub use operator_bound::conv_operator_bound;
 pub use remove::remove_spectral_norm;
 pub use reparameterization::SpectralNorm;
 
