@@ -7,6 +7,7 @@
 mod bake;
 #[cfg(test)]
 mod burn_record_tests;
+mod conv_norm;
 mod demo;
 mod gan;
 mod inspect;
@@ -46,6 +47,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Write an inference-only checkpoint: each normalized weight replaced by W/σ.
     Bake(bake::BakeArgs),
+    /// The operator norm of one convolution weight on inputs of a given size, its certified
+    /// bound, and its matrix-view σ.
+    ConvNorm(conv_norm::ConvNormArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +69,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Demo(args)) => demo::run(&args),
         Some(Command::Inspect(args)) => inspect::run(&args),
         Some(Command::Bake(args)) => bake::run(&args).map(|_| ()),
+        Some(Command::ConvNorm(args)) => conv_norm::run(&args),
         None => demo::run(&cli.demo),
     }
 }
