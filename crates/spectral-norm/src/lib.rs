@@ -45,6 +45,25 @@
 //! keys), `pdparams` reads and writes Paddle's pickles, and `format` names file formats and
 //! float dtypes.
 //!
+//! # Two modes
+//!
+//! - **Matrix view** ([`spectral_norm`]): σ of the weight with axis `dim` first and the rest
+//!   flattened, `u` `[shape[dim]]` and `v` `[numel / shape[dim]]`. This is the paper's, Paddle's
+//!   and PyTorch's spectral norm. For a Linear layer it is the layer's Lipschitz constant; for a
+//!   convolution it is not (the convolution as a map on images can have a norm up to about
+//!   √(k·k)/stride times larger, or smaller). It costs a pass over `W` per iteration step and
+//!   has the Flex fast path. Use it for what the paper uses it for: stable GAN discriminators.
+//! - **Operator norm** ([`spectral_norm_conv`], [`spectral_norm_operator`]): σ of the map
+//!   `x ↦ conv(x)` on inputs of one spatial size with the layer's stride, padding, dilation and
+//!   groups; `u` is one output sample and `v` one input sample, flattened. After training, the
+//!   layer's Lipschitz constant on inputs of that size is 1 up to the power iteration's accuracy,
+//!   which [`conv_operator_bound`] certifies from above (a product of bounds bounds a
+//!   feed-forward stack). Each iteration step costs a convolution of one sample and its adjoint,
+//!   in Burn operations on every backend (no fast path), and the spatial size is fixed at attach.
+//!   Use it for Lipschitz networks, certified robustness and invertible residual networks.
+//!
+//! Both share everything else: modes, records, `inspect`, removal, `set_power_iteration`.
+//!
 //! # Features and speed
 //!
 //! - `flex` (default): on Burn's Flex CPU backend, f32/f64 weights are read in place: the power
