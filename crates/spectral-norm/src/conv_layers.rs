@@ -1,13 +1,16 @@
 //! Burn's convolution layers as [`ConvOperator`]s: the geometry each layer applies its weight
 //! with, read from the layer, for inputs of a given spatial size.
 
-use burn::nn::conv::{Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d};
+use burn::nn::conv::{
+    Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, DeformConv2d,
+};
 use burn::nn::{PaddingConfig1d, PaddingConfig2d, PaddingConfig3d};
 
 use crate::operator::{ConvKind, ConvOperator};
 
 /// A layer that applies its `weight` as a convolution: Burn's `Conv1d`/`2d`/`3d` and
-/// `ConvTranspose1d`/`2d`/`3d`.
+/// `ConvTranspose1d`/`2d`/`3d`, and `DeformConv2d`'s regular part (the map at zero offsets
+/// and no mask: a convolution with its weight groups).
 ///
 /// ```
 /// use burn::nn::conv::Conv2dConfig;
@@ -96,27 +99,42 @@ impl ConvLayer for Conv1d {
 
 impl ConvLayer for Conv2d {
     fn conv_operator(&self, input_size: Vec<usize>) -> ConvOperator {
-        let padding = match self.padding {
-            PaddingConfig2d::Valid => vec![(0, 0); 2],
-            PaddingConfig2d::Same => (0..2)
-                .map(|axis| {
-                    same(
-                        self.kernel_size[axis],
-                        self.stride[axis],
-                        size(&input_size, axis),
-                    )
-                })
-                .collect(),
-            PaddingConfig2d::Explicit(top, left, bottom, right) => {
-                vec![(top, bottom), (left, right)]
-            }
-        };
+        let padding = padding_2d(&self.padding, self.kernel_size, self.stride, &input_size);
         conv(
             input_size,
             &self.stride,
             padding,
             &self.dilation,
             self.groups,
+        )
+    }
+}
+
+/// 2-D padding as Burn's 2-D layers compute it: `((top, bottom), (left, right))`.
+fn padding_2d(
+    padding: &PaddingConfig2d,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    input_size: &[usize],
+) -> Vec<(usize, usize)> {
+    match *padding {
+        PaddingConfig2d::Valid => vec![(0, 0); 2],
+        PaddingConfig2d::Same => (0..2)
+            .map(|axis| same(kernel[axis], stride[axis], size(input_size, axis)))
+            .collect(),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => vec![(top, bottom), (left, right)],
+    }
+}
+
+impl ConvLayer for DeformConv2d {
+    fn conv_operator(&self, input_size: Vec<usize>) -> ConvOperator {
+        let padding = padding_2d(&self.padding, self.kernel_size, self.stride, &input_size);
+        conv(
+            input_size,
+            &self.stride,
+            padding,
+            &self.dilation,
+            self.weight_groups,
         )
     }
 }

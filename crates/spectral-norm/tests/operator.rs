@@ -192,6 +192,35 @@ fn transposed_convolutions_match_the_dense_svd() {
     check("conv_transpose3d", weight, &op, svd, RATIO);
 }
 
+/// `DeformConv2d`'s regular part: its own forward at zero offsets and no mask, with weight
+/// groups, stride and padding, against the operator the layer reports.
+#[test]
+fn deform_conv2d_regular_part_matches_the_dense_svd() {
+    use spectral_norm::ConvLayer;
+    let device = Device::flex();
+    device.seed(5);
+    let deform = DeformConv2dConfig::new([4, 2], [3, 3])
+        .with_stride([2, 1])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_weight_groups(2)
+        .with_bias(false)
+        .init(&device)
+        .map(&mut ToF64);
+    let op = deform.conv_operator(vec![5, 4]);
+    let out = op.output_shape(&deform.weight.dims()).unwrap();
+    let offsets = Tensor::<4>::zeros([1, 2 * 9, out[1], out[2]], (&device, DType::F64));
+    let svd = dense([1, 4, 5, 4], |x| deform.forward(x, offsets.clone(), None))
+        .singular_values()
+        .max();
+    check(
+        "deform_conv2d",
+        f64_weight(deform.weight.val()),
+        &op,
+        svd,
+        RATIO,
+    );
+}
+
 /// The operator norm differs from the matrix-view σ: here larger, for a 3×3 kernel on an
 /// 8×8 input with padding 1 (the reason the operator mode exists).
 #[test]
