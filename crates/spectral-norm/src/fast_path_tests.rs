@@ -50,6 +50,15 @@ fn generic<const D: usize>(sn: &SpectralNorm, w: &Tensor<D>) -> Tensor<D> {
     generic_only(|| sn.apply(w.clone()))
 }
 
+/// A use of `w` on the fast path, or on the generic path only.
+fn use_weight<const D: usize>(sn: &SpectralNorm, w: &Tensor<D>, fast: bool) -> Tensor<D> {
+    if fast {
+        sn.apply(w.clone())
+    } else {
+        generic(sn, w)
+    }
+}
+
 fn assert_close(fast: &[f64], generic: &[f64], tolerance: f64, what: &str) {
     assert_eq!(fast.len(), generic.len(), "{what}: lengths");
     let scale = generic.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-30);
@@ -90,11 +99,7 @@ fn compare_training_with<const D: usize>(
     let run = |fast: bool| {
         let sn = state(&shape, dim, n, dtype, &device);
         let w = tensor(weight.clone(), shape, dtype, &device).require_grad();
-        let out = if fast {
-            sn.apply(w.clone())
-        } else {
-            generic(&sn, &w)
-        };
+        let out = use_weight(&sn, &w, fast);
         let loss = match incoming {
             Incoming::Contiguous => (out.clone() * g.clone()).sum(),
             // Same loss; the backward of swap_dims hands G on as a swapped view.
@@ -250,13 +255,7 @@ fn backward_of_an_earlier_use_matches_the_generic_path() {
         let run = |fast: bool| {
             let sn = state(&shape, dim, 2, DType::F64, &device);
             let w = tensor(weight.clone(), shape, DType::F64, &device).require_grad();
-            let apply = |w: &Tensor<2>| {
-                if fast {
-                    sn.apply(w.clone())
-                } else {
-                    generic(&sn, w)
-                }
-            };
+            let apply = |w: &Tensor<2>| use_weight(&sn, w, fast);
             let first = apply(&w);
             let second = apply(&w);
             let loss = (first.clone() * g1.clone()).sum() + (second * g2.clone()).sum();
@@ -450,11 +449,7 @@ fn overflow_and_underflow_give_the_generic_paths_infinities_and_nans() {
             let run = |fast: bool| {
                 let sn = state(&shape, dim, 1, dtype, &device);
                 let w = tensor(weight.clone(), shape, dtype, &device).require_grad();
-                let out = if fast {
-                    sn.apply(w.clone())
-                } else {
-                    generic(&sn, &w)
-                };
+                let out = use_weight(&sn, &w, fast);
                 let loss = match incoming {
                     Incoming::Contiguous => out.clone().sum(),
                     Incoming::Swapped => out.clone().swap_dims(0, 1).sum(),
