@@ -130,9 +130,12 @@ fn read_safetensors(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
 /// more than [`PYTORCH_VIEW_FACTOR`] times the file: what is read is bounded by what the file
 /// holds.
 fn read_pytorch(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let file_len = bytes.len();
-    if let Some(global) = crate::torch_globals::foreign_global(&bytes, 16 * file_len + (1 << 20)) {
+    let file_len = std::fs::metadata(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?
+        .len();
+    let file_len = usize::try_from(file_len).unwrap_or(usize::MAX);
+    let limit = file_len.saturating_mul(16).saturating_add(1 << 20);
+    if let Some(global) = crate::torch_globals::foreign_global(path, limit) {
         bail!(
             "{}: its pickle refers to {:?}, which a PyTorch state dict does not (only tensor \
              rebuilds, storages and OrderedDict): not read",
@@ -140,7 +143,6 @@ fn read_pytorch(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
             global
         );
     }
-    drop(bytes);
     let reader = PytorchReader::new(path)
         .with_context(|| format!("{}: not a readable PyTorch checkpoint", path.display()))?;
     let mut total = 0usize;

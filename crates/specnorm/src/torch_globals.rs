@@ -29,8 +29,9 @@ const ALLOWED: [&str; 15] = [
 /// `None` also for a file that is not a zip, has no pickle or stores it compressed
 /// (`torch.save` stores it as is; this crate reads no deflate): the reader refuses those or
 /// reads them itself. The pickle is read only up to `limit` bytes.
-pub fn foreign_global(file: &[u8], limit: usize) -> Option<String> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(file)).ok()?;
+pub fn foreign_global(file: &std::path::Path, limit: usize) -> Option<String> {
+    // The archive is read from the file, so that only its pickle is loaded, not the tensors.
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(file).ok()?).ok()?;
     let name = archive
         .file_names()
         .filter_map(Result::ok)
