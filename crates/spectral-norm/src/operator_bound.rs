@@ -25,9 +25,10 @@ use crate::operator::{ConvKind, ConvOperator};
 const ROUNDING_MARGIN: f64 = 1e-12;
 
 /// A certified upper bound on the norm of the convolution `operator` with `weight` (no bias)
-/// on inputs of its size: at or above the true operator norm, and close to it (on 3×3 kernels
-/// and images of a few pixels to a few dozen, within 1.2×; the gap is what the circular wrap
-/// adds). Cost: one SVD of a `(out / groups) × (in / groups · Πstride)` complex matrix per
+/// on inputs of its size: at or above the true operator norm, and close to it; the gap is what
+/// the circular wrap adds. On the tested layers (inputs of 2 to 9 per axis, 2×2 and 3×3
+/// kernels) it is 1.00–1.14×, and 1.24× on one 5×4 input. Cost: one SVD of a
+/// `(out / groups) × (in / groups · Πstride)` complex matrix per
 /// frequency of the `Π⌈(n + padding) / stride⌉` grid, per group.
 ///
 /// ```
