@@ -36,7 +36,8 @@ const ROUNDING_MARGIN: f64 = 1e-12;
 /// use spectral_norm::{ConvOperator, conv_operator_bound, conv_operator_norm};
 ///
 /// let device = Device::flex();
-/// let w = Tensor::<4>::random([4, 2, 3, 3], burn::tensor::Distribution::Default, (&device, burn::tensor::DType::F64));
+/// let values: Vec<f64> = (0..72).map(|i| ((i * 37 % 19) as f64 - 9.0) / 10.0).collect();
+/// let w = Tensor::<4>::from_data(TensorData::new(values, [4, 2, 3, 3]), (&device, burn::tensor::DType::F64));
 /// let op = ConvOperator::conv(vec![8, 8]).with_padding(vec![(1, 1); 2]);
 /// let bound = conv_operator_bound(w.clone(), &op).unwrap();
 /// let estimate = conv_operator_norm(w, &op, 1e-12, 100_000).unwrap().sigma;
