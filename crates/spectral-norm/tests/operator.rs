@@ -14,7 +14,7 @@ use nalgebra::DMatrix;
 use spectral_norm::{ConvOperator, SpectralNormError, conv_operator_bound, conv_operator_norm};
 
 /// How far above the true norm the certified bound may lie: the target, met on these small
-/// shapes where the circular wrap weighs most (a few pixels of input; they give 1.00–1.14×).
+/// shapes where the circular wrap weighs most (a few pixels of input; they give 1.00–1.18×).
 const RATIO: f64 = 1.2;
 
 /// Replaces every float parameter of a module by fixed pseudo-random f64 values.
@@ -214,13 +214,14 @@ fn deform_conv2d_regular_part_matches_the_dense_svd() {
     let svd = dense([1, 4, 5, 4], |x| deform.forward(x, offsets.clone(), None))
         .singular_values()
         .max();
-    // On this 5×4 input the circular wrap weighs more than the 1.2× target allows: 1.235×.
+    // On this 5×4 input the circular wrap weighs most: the least of the wider circles is
+    // what keeps it within the target (1.18×; the smallest circle alone gives 1.21×).
     check(
         "deform_conv2d",
         f64_weight(deform.weight.val()),
         &op,
         svd,
-        1.25,
+        RATIO,
     );
 }
 
@@ -299,7 +300,9 @@ fn operator_mode_normalizes_the_operator_norm() {
         let sn = SpectralNormConfig::new().with_n_power_iterations(10);
         let conv = spectral_norm_conv(&conv, vec![6, 6], &sn).unwrap();
         let x = Tensor::<4>::ones([1, 2, 6, 6], (&device, DType::F64));
-        for _ in 0..60 {
+        // The start is a random draw and the top two singular values here are close, so
+        // give power iteration room: 3,000 steps.
+        for _ in 0..300 {
             let _ = conv.forward(x.clone());
         }
         let snapshot = inspect(&conv.weight).unwrap();
@@ -309,7 +312,6 @@ fn operator_mode_normalizes_the_operator_norm() {
         let operator = dense([1, 2, 6, 6], |x| reference.forward(x))
             .singular_values()
             .max();
-        // 600 power-iteration steps: converged to well within the estimate's own 1e-3.
         assert!(
             (operator - 1.0).abs() < 1e-3,
             "stride {stride}: ‖A(W/σ)‖ = {operator}"
