@@ -57,8 +57,8 @@
 //!   `x ↦ conv(x)` on inputs of one spatial size with the layer's stride, padding, dilation and
 //!   groups; `u` is one output sample and `v` one input sample, flattened. After training, the
 //!   layer's Lipschitz constant on inputs of that size is 1 up to the power iteration's accuracy,
-//!   which [`conv_operator_bound`] certifies from above (a product of bounds bounds a
-//!   feed-forward stack). Each iteration step costs a convolution of one sample and its adjoint,
+//!   which [`conv_operator_bound`] certifies from above; [`FeedForwardBound`] multiplies the
+//!   certified bounds of a feed-forward stack's layers, checking that they compose. Each iteration step costs a convolution of one sample and its adjoint,
 //!   in Burn operations on every backend (no fast path), and the spatial size is fixed at attach.
 //!   Use it for Lipschitz networks, certified robustness and invertible residual networks.
 //!
@@ -131,6 +131,7 @@ mod flex;
 #[cfg(feature = "store")]
 pub mod format;
 mod inspect;
+mod lipschitz;
 mod matrix;
 mod mode;
 mod op;
@@ -151,10 +152,11 @@ pub use estimate::{
     sigma_from_vectors,
 };
 pub use inspect::{SpectralNormSnapshot, inspect};
+pub use lipschitz::{FeedForwardBound, LayerBound};
 pub use mode::set_power_iteration;
 pub use op::{SpectralNormOp, SpectralNormOpConfig, spectral_norm_op};
 pub use operator::{ConvKind, ConvOperator, conv_operator_norm};
-pub use operator_bound::conv_operator_bound;
+pub use operator_bound::{conv_operator_bound, matrix_norm_bound};
 pub use remove::remove_spectral_norm;
 pub use reparameterization::SpectralNorm;
 

@@ -99,6 +99,29 @@ pub fn conv_operator_bound<const D: usize>(
     Ok(norm * (1.0 + ROUNDING_MARGIN))
 }
 
+/// A certified upper bound on the largest singular value of a matrix (a Linear layer's
+/// weight, either layout: a matrix and its transpose share it), within about 1e-10 of it: the
+/// Lipschitz constant of `x ↦ x·W` from above.
+///
+/// ```
+/// use burn::prelude::*;
+/// use spectral_norm::matrix_norm_bound;
+///
+/// let w = Tensor::<2>::from_data([[3.0, 0.0], [0.0, 1.0]], &Device::flex());
+/// let bound = matrix_norm_bound(w);
+/// assert!(bound >= 3.0 && bound < 3.0 + 1e-8);
+/// ```
+pub fn matrix_norm_bound(weight: Tensor<2>) -> f64 {
+    let [rows, cols] = weight.dims();
+    let values = weight
+        .without_autodiff()
+        .into_data()
+        .iter::<f64>()
+        .collect::<Vec<_>>();
+    let matrix = DMatrix::from_fn(rows, cols, |r, c| Complex::from(values[r * cols + c]));
+    certified_largest(&matrix) * (1.0 + ROUNDING_MARGIN)
+}
+
 /// The circular strided correlation a convolution is a restriction of, in polyphase form.
 struct Circular {
     /// Weight `[rows, cols, kernel…]` as a convolution's: rows are outputs, cols inputs.

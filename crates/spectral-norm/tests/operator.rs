@@ -433,13 +433,16 @@ fn operator_mode_vectors_round_trip_through_records() {
     assert_eq!(values(a.weight), values(b.weight));
 }
 
-/// A Lipschitz probe on a small network of two operator-normalized convolutions with a ReLU
-/// between (1-Lipschitz): on random pairs of inputs, `‖f(x) − f(y)‖ ≤ bound · ‖x − y‖` with
-/// `bound` the product of the certified bounds of the weights the layers use.
+/// A Lipschitz probe on a small network of two operator-normalized convolutions and a Linear
+/// head with ReLUs between (1-Lipschitz): on random pairs of inputs, `‖f(x) − f(y)‖ ≤ bound ·
+/// ‖x − y‖` with `bound` the [`FeedForwardBound`] of the weights the layers use.
 #[test]
 fn the_product_of_certified_bounds_bounds_a_networks_lipschitz_constant() {
+    use burn::nn::LinearConfig;
     use burn::tensor::activation::relu;
-    use spectral_norm::{SpectralNormConfig, inspect, spectral_norm_conv};
+    use spectral_norm::{
+        ConvLayer, FeedForwardBound, SpectralNormConfig, inspect, spectral_norm, spectral_norm_conv,
+    };
     let device = Device::flex().autodiff();
     let sn = SpectralNormConfig::new().with_n_power_iterations(5);
     let first = Conv2dConfig::new([2, 4], [3, 3])
@@ -450,29 +453,57 @@ fn the_product_of_certified_bounds_bounds_a_networks_lipschitz_constant() {
         .with_stride([2, 2])
         .init(&device)
         .map(&mut ToF64);
+    let head = LinearConfig::new(12, 5).init(&device).map(&mut ToF64);
     let first = spectral_norm_conv(&first, vec![6, 6], &sn).unwrap();
     let second = spectral_norm_conv(&second, vec![6, 6], &sn).unwrap();
+    let head = spectral_norm(&head, &sn).unwrap();
     for _ in 0..10 {
-        let _ = (first.weight.val(), second.weight.val());
+        let _ = (first.weight.val(), second.weight.val(), head.weight.val());
     }
-    let (first, second) = (first.valid(), second.valid());
-    let bound: f64 = [(&first, vec![6, 6], 1), (&second, vec![6, 6], 2)]
-        .into_iter()
-        .map(|(layer, input, stride)| {
-            let op = ConvOperator::conv(input)
-                .with_stride(vec![stride; 2])
-                .with_padding(vec![if stride == 1 { (1, 1) } else { (0, 0) }; 2]);
-            conv_operator_bound(inspect(&layer.weight).unwrap().weight, &op).unwrap()
-        })
-        .product();
-    assert!(bound < 1.3, "two normalized layers: {bound}");
+    let (first, second, head) = (first.valid(), second.valid(), head.valid());
+    let used = |param| inspect(param).unwrap().weight;
+    let mut net = FeedForwardBound::new(vec![2, 6, 6]);
+    net.conv(
+        "first",
+        used(&first.weight),
+        &first.conv_operator(vec![6, 6]),
+    )
+    .unwrap();
+    // The second conv takes the first's output; a wrong input size is refused, not multiplied.
+    let wrong = net.conv(
+        "second",
+        used(&second.weight),
+        &second.conv_operator(vec![7, 7]),
+    );
+    assert!(matches!(
+        wrong,
+        Err(SpectralNormError::InvalidGeometry { .. })
+    ));
+    assert_eq!(net.layers().len(), 1);
+    net.conv(
+        "second",
+        used(&second.weight),
+        &second.conv_operator(vec![6, 6]),
+    )
+    .unwrap();
+    assert_eq!(net.output(), [3, 2, 2]);
+    net.linear("head", inspect(&head.weight).unwrap().weight)
+        .unwrap();
+    let bound = net.bound();
+    assert!(bound < 1.3, "three normalized layers: {bound}");
     let plain = Device::flex();
-    let f = |x: Tensor<4>| second.forward(relu(first.forward(x)));
-    let norm = |t: Tensor<4>| values(t).iter().map(|v| v * v).sum::<f64>().sqrt();
+    let f = |x: Tensor<4>| {
+        let features = relu(second.forward(relu(first.forward(x))));
+        head.forward(features.flatten::<2>(1, 3))
+    };
+    let norm = |t: Tensor<2>| values(t).iter().map(|v| v * v).sum::<f64>().sqrt();
     for seed in 0..20 {
         let x = f64_tensor(pseudo_random(72, 100 + seed), [1, 2, 6, 6], &plain);
         let y = f64_tensor(pseudo_random(72, 200 + seed), [1, 2, 6, 6], &plain);
-        let (out, input) = (norm(f(x.clone()) - f(y.clone())), norm(x - y));
+        let (out, input) = (
+            norm(f(x.clone()) - f(y.clone())),
+            norm((x - y).flatten::<2>(1, 3)),
+        );
         assert!(
             out <= bound * input * (1.0 + 1e-12),
             "pair {seed}: {out} > {bound} · {input}"
