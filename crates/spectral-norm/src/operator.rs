@@ -404,3 +404,48 @@ pub fn conv_operator_norm<const D: usize>(
     });
     Ok(outcome)
 }
+
+/// `σ = ⟨u, conv(v)⟩` for vectors of an operator-mode spectral norm: `u` one output sample
+/// and `v` one input sample of `operator`, flattened (what the operator mode stores). This is
+/// the σ its evaluation divides by, for a checkpoint's `u` and `v` read back without the
+/// model.
+///
+/// ```
+/// use burn::prelude::*;
+/// use spectral_norm::{ConvOperator, conv_sigma_from_vectors};
+///
+/// let device = Device::flex();
+/// let w = Tensor::<4>::ones([1, 1, 1, 1], &device) * 2.0;
+/// let op = ConvOperator::conv(vec![2, 2]);
+/// let (u, v) = (Tensor::<1>::ones([4], &device) / 2.0, Tensor::<1>::ones([4], &device) / 2.0);
+/// assert!((conv_sigma_from_vectors(w, &op, u, v).unwrap() - 2.0).abs() < 1e-6);
+/// ```
+///
+/// # Errors
+///
+/// [`SpectralNormError::InvalidGeometry`] as [`ConvOperator::output_shape`];
+/// [`SpectralNormError::VectorLength`] for a `u` or `v` of another length than a sample's.
+pub fn conv_sigma_from_vectors<const D: usize>(
+    weight: Tensor<D>,
+    operator: &ConvOperator,
+    u: Tensor<1>,
+    v: Tensor<1>,
+) -> Result<f64, SpectralNormError> {
+    let dims = weight.dims();
+    let input: Vec<usize> = [vec![1], operator.input_shape(&dims)?].concat();
+    let output: Vec<usize> = [vec![1], operator.output_shape(&dims)?].concat();
+    for (vector, shape, got) in [("u", &output, u.dims()[0]), ("v", &input, v.dims()[0])] {
+        let expected = shape.iter().product();
+        if got != expected {
+            return Err(SpectralNormError::VectorLength {
+                vector,
+                expected,
+                got,
+            });
+        }
+    }
+    let weight = weight.without_autodiff();
+    let v = v.without_autodiff().reshape(arr::<usize, D>(&input));
+    let image = operator.apply(weight, v).flatten::<1>(0, D - 1);
+    Ok((image * u.without_autodiff()).sum().into_scalar::<f64>())
+}

@@ -307,6 +307,22 @@ fn operator_mode_normalizes_the_operator_norm() {
         }
         let snapshot = inspect(&conv.weight).unwrap();
         assert_eq!(snapshot.dim, None);
+        // σ from the stored vectors alone, as a checkpoint reader computes it.
+        let from_vectors = spectral_norm::conv_sigma_from_vectors(
+            conv.weight.base(),
+            snapshot.operator.as_ref().unwrap(),
+            snapshot.u.clone(),
+            snapshot.v.clone(),
+        )
+        .unwrap();
+        assert!((from_vectors - snapshot.sigma).abs() <= 1e-12 * snapshot.sigma);
+        let swapped = spectral_norm::conv_sigma_from_vectors(
+            conv.weight.base(),
+            snapshot.operator.as_ref().unwrap(),
+            snapshot.v.clone(),
+            snapshot.u.clone(),
+        );
+        assert!(matches!(swapped, Err(SpectralNormError::VectorLength { .. })));
         let normalized = snapshot.weight.clone();
         let reference = conv_with(&conv.valid(), normalized.clone()).valid();
         let operator = dense([1, 2, 6, 6], |x| reference.forward(x))
