@@ -21,5 +21,5 @@ pub fn read_as(extension: &str, data: &[u8]) {
         return;
     };
     let _ = rows(&tensors, "fuzz input");
-    let _ = bake(tensors, "fuzz input");
+    let _ = bake(tensors, "fuzz input", &Default::default());
 }

@@ -1,11 +1,13 @@
 //! `specnorm bake IN OUT`: replace every spectrally normalized weight by the weight its layer
-//! uses in evaluation, `W / σ` with `σ = u·(W v)`, under its plain key; drop u and v.
+//! uses in evaluation, `W / σ` with `σ = u·(W v)` (or `⟨u, conv(v)⟩` for an operator-mode
+//! weight, given the network's geometry), under its plain key; drop u and v.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use clap::Args;
 
+use specnorm::network::{self, Network};
 use specnorm::tensors;
 use specnorm::weights::bake;
 
@@ -18,13 +20,22 @@ pub struct BakeArgs {
     /// Where to write the inference-only checkpoint: .safetensors, .pdparams, .bpk, .pt or
     /// .pth, by its extension. Written whole or not at all.
     pub output: PathBuf,
+    /// The network's description (JSON; see `inspect --network`): needed for operator-mode
+    /// weights, whose σ depends on the convolution's geometry.
+    #[arg(long)]
+    pub network: Option<PathBuf>,
 }
 
 /// Runs `bake`, returning how many weights were baked.
 pub fn run(args: &BakeArgs) -> Result<usize> {
     refuse_to_overwrite(&args.input, &args.output)?;
     let tensors = tensors::read(&args.input)?;
-    let (tensors, baked) = bake(tensors, &args.input.display().to_string())?;
+    let file = args.input.display().to_string();
+    let operators = match &args.network {
+        Some(path) => network::operators(&tensors, &Network::read(path)?, &file)?,
+        None => Default::default(),
+    };
+    let (tensors, baked) = bake(tensors, &file, &operators)?;
     tensors::write(&args.output, &tensors)?;
     println!("baked {baked} weights into {}", args.output.display());
     Ok(baked)
@@ -78,6 +89,7 @@ mod tests {
                 let args = BakeArgs {
                     input: fixture(file),
                     output: output.clone(),
+                    network: None,
                 };
                 assert_eq!(run(&args).unwrap(), 2);
                 check_baked(file, framework, &tensors::read(&output).unwrap());
@@ -123,12 +135,14 @@ mod tests {
         run(&BakeArgs {
             input: fixture("paddle.safetensors"),
             output: baked.clone(),
+            network: None,
         })
         .unwrap();
         let again = dir.join("again.safetensors");
         let error = run(&BakeArgs {
             input: baked.clone(),
             output: again.clone(),
+            network: None,
         })
         .unwrap_err();
         assert!(
@@ -157,6 +171,7 @@ mod tests {
             let error = run(&BakeArgs {
                 input,
                 output: again.clone(),
+                network: None,
             })
             .unwrap_err();
             let message = format!("{error:#}");
@@ -186,6 +201,7 @@ mod tests {
             let error = run(&BakeArgs {
                 input: input.clone(),
                 output: output.clone(),
+                network: None,
             })
             .unwrap_err()
             .to_string();
@@ -215,6 +231,7 @@ mod tests {
             let error = run(&BakeArgs {
                 input,
                 output: output.clone(),
+                network: None,
             })
             .unwrap_err()
             .to_string();

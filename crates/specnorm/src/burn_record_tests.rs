@@ -133,6 +133,7 @@ fn a_baked_burn_record_loads_into_the_plain_model_as_remove_spectral_norm_gives_
     let args = BakeArgs {
         input,
         output: output.clone(),
+        network: None,
     };
     assert_eq!(run(&args).unwrap(), 3);
 

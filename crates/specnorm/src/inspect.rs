@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
+use specnorm::network::{self, LayerReport, Network, NetworkReport};
 use specnorm::sigma::{Method, POWER_MAX_ITERATIONS, POWER_TOLERANCE, SVD_TOLERANCE, Sigma};
 use specnorm::tensors;
 use specnorm::weights::{self, Row};
@@ -20,11 +21,11 @@ pub struct InspectArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-/// The rows for every weight of rank 2 or more, plus every normalized one.
-pub fn rows(file: &std::path::Path) -> Result<Vec<Row>> {
-    weights::rows(&tensors::read(file)?, &file.display().to_string())
+    /// The network's description (JSON: the input shape, then the layers in order with each
+    /// convolution's stride, padding, …): adds every layer's operator norm and certified
+    /// bound, and their product, a certified Lipschitz bound of the network.
+    #[arg(long)]
+    pub network: Option<PathBuf>,
 }
 
 /// The method column: `svd`, `power` (with its steps), or why σ has no tolerance.
@@ -90,24 +91,102 @@ fn table(file: &std::path::Path, rows: &[Row], bound: f64) -> String {
         "σ(W): svd = exact SVD (relative error below {SVD_TOLERANCE:e}), used up to 512 × 512 \
          or the same cost; power N = power iteration, N steps to a relative change below \
          {POWER_TOLERANCE:e}. Plain weights use dim 0.\n\
-         Product of σ used (a Lipschitz upper bound for a plain feed-forward stack): {bound:.6}"
+         Product of σ used: {bound:.6} (a Lipschitz bound only for a stack of Linear layers; \
+         a convolution's norm is not its matrix view's σ: give --network for a certified one)"
     );
     out
 }
 
+/// The network's layers as a table, and their product.
+fn network_table(layers: &[LayerReport], bound: f64) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{:<44} {:<9} {:>3} {:>14} {:>14} {:<16}",
+        "layer", "kind", "SN", "norm (est.)", "certified ≤", "output"
+    );
+    for layer in layers {
+        let _ = writeln!(
+            out,
+            "{:<44} {:<9} {:>3} {:>14.6} {:>14.6} {:<16}",
+            escaped(&layer.name),
+            layer.kind,
+            if layer.normalized { "yes" } else { "no" },
+            layer.estimate,
+            layer.bound,
+            format!("{:?}", layer.output)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Certified Lipschitz bound of the network (product of the layers' bounds; \
+         1-Lipschitz activations between them, no skip connections): {bound:.6}"
+    );
+    out
+}
+
+fn layer_json(layer: &LayerReport) -> serde_json::Value {
+    json!({"layer": layer.name, "kind": layer.kind, "spectral_norm": layer.normalized,
+           "norm_estimate": layer.estimate, "upper_bound": layer.bound,
+           "output": layer.output})
+}
+
+/// The matrix-view rows and, given a network, its layers' report: operator-mode weights (u
+/// and v a sample, not a matrix axis) are in the second only.
+pub fn reports(
+    file: &std::path::Path,
+    network: Option<&Network>,
+) -> Result<(Vec<Row>, Option<NetworkReport>)> {
+    let mut tensors = tensors::read(file)?;
+    let name = file.display().to_string();
+    let Some(network) = network else {
+        return Ok((weights::rows(&tensors, &name)?, None));
+    };
+    let layers = network::report(&tensors, network, &name)?;
+    for entry in weights::normalized(&tensors) {
+        let (w, u, v) = (
+            &tensors[&entry.weight],
+            &tensors[&entry.u],
+            &tensors[&entry.v],
+        );
+        if weights::axis_of("", w, u, v).is_err() {
+            for key in [&entry.weight, &entry.u, &entry.v] {
+                tensors.remove(key);
+            }
+        }
+    }
+    Ok((weights::rows(&tensors, &name)?, Some(layers)))
+}
+
+/// The matrix-view rows of `file` alone.
+#[cfg(test)]
+pub(crate) fn rows(file: &std::path::Path) -> Result<Vec<Row>> {
+    Ok(reports(file, None)?.0)
+}
+
 /// Runs `inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
-    let rows = rows(&args.file)?;
+    let network = args.network.as_deref().map(Network::read).transpose()?;
+    let (rows, layers) = reports(&args.file, network.as_ref())?;
     let bound: f64 = rows.iter().map(|r| r.sigma_used).product();
     if args.json {
         let weights: Vec<_> = rows.iter().map(to_json).collect();
-        let report = json!({"file": args.file, "weights": weights, "lipschitz_bound": bound,
+        let mut report = json!({"file": args.file, "weights": weights,
+            "product_of_sigma_used": bound,
             "tolerances": {"svd": SVD_TOLERANCE, "power": POWER_TOLERANCE,
                            "power_max_iterations": POWER_MAX_ITERATIONS}});
+        if let Some((layers, certified)) = &layers {
+            report["network"] = json!({"layers": layers.iter().map(layer_json).collect::<Vec<_>>(),
+                                       "lipschitz_upper_bound": certified});
+        }
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     print!("{}", table(&args.file, &rows, bound));
+    if let Some((layers, certified)) = &layers {
+        print!("{}", network_table(layers, *certified));
+    }
     Ok(())
 }
 
@@ -197,5 +276,57 @@ mod tests {
             assert_eq!(json["sigma_tolerance"].as_f64(), tolerance);
             assert_eq!(method_label(&row.sigma), label);
         }
+    }
+
+    /// An operator-mode weight (u and v a sample, not a matrix axis): refused by the matrix
+    /// report alone, naming the key; with the network's geometry, in the layer report only,
+    /// and the plain weight beside it in both.
+    #[test]
+    fn operator_mode_weights_need_the_network() {
+        use spectral_norm::format::FloatDtype;
+        let tensor = |shape: Vec<usize>| {
+            let n: usize = shape.iter().product();
+            let values = (0..n).map(|i| ((i * 7 % 11) as f64 - 5.0) / 4.0).collect();
+            tensors::NamedTensor {
+                shape,
+                values,
+                dtype: FloatDtype::F64,
+            }
+        };
+        let checkpoint = std::collections::BTreeMap::from([
+            ("c.weight".to_string(), tensor(vec![3, 2, 3, 3])),
+            (
+                "c.weight.spectral_norm.u".to_string(),
+                tensor(vec![3 * 4 * 4]),
+            ),
+            (
+                "c.weight.spectral_norm.v".to_string(),
+                tensor(vec![2 * 4 * 4]),
+            ),
+            ("fc.weight".to_string(), tensor(vec![48, 2])),
+        ]);
+        let dir = crate::test_fixtures::scratch("inspect-network");
+        let file = dir.join("net.safetensors");
+        tensors::write(&file, &checkpoint).unwrap();
+        let error = format!("{:#}", reports(&file, None).unwrap_err());
+        assert!(
+            error.contains("c.weight") && error.contains("do not fit"),
+            "{error}"
+        );
+        let network = Network::parse(
+            r#"{"input": [2, 4, 4], "layers": [{"key": "c.weight", "padding": [1, 1]},
+                                            {"key": "fc.weight"}]}"#,
+        )
+        .unwrap();
+        let (rows, layers) = reports(&file, Some(&network)).unwrap();
+        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["fc.weight"]);
+        let (layers, bound) = layers.unwrap();
+        assert_eq!(layers.len(), 2);
+        assert!(layers[0].normalized && layers[0].kind == "conv");
+        assert_eq!(bound, layers[0].bound * layers[1].bound);
+        let table = network_table(&layers, bound);
+        assert!(table.contains("c.weight") && table.contains("Certified Lipschitz bound"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

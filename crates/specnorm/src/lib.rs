@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod network;
 pub mod sigma;
 pub mod tensors;
 mod torch_globals;

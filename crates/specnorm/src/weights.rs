@@ -235,9 +235,44 @@ pub fn sigma_of_vectors(
     Ok(sigma)
 }
 
+/// `tensor`'s values as a Flex f64 tensor of rank `D` (its shape's rank).
+pub fn flex<const D: usize>(tensor: &NamedTensor) -> Tensor<D> {
+    let data = TensorData::new(tensor.values.clone(), tensor.shape.clone());
+    Tensor::from_data(data, (&Device::flex(), DType::F64))
+}
+
+/// σ that a normalized weight's layer divides by: from a matrix axis its u and v fit, or, for
+/// an operator-mode convolution (u and v one output and one input sample), from `operator`.
+///
+/// # Errors
+///
+/// One line naming `where_`: vectors that fit neither.
+pub fn sigma_used(
+    where_: &str,
+    weight: &NamedTensor,
+    u: &NamedTensor,
+    v: &NamedTensor,
+    operator: Option<&spectral_norm::ConvOperator>,
+) -> Result<f64> {
+    let op = match (axis_of(where_, weight, u, v), operator) {
+        (Ok(dim), _) => return sigma_of_vectors(where_, weight, u, v, dim),
+        (Err(e), None) => return Err(e),
+        (Err(_), Some(op)) => op,
+    };
+    let (u, v) = (vector(&u.values), vector(&v.values));
+    let sigma = match weight.shape.len() {
+        3 => spectral_norm::conv_sigma_from_vectors(flex::<3>(weight), op, u, v),
+        4 => spectral_norm::conv_sigma_from_vectors(flex::<4>(weight), op, u, v),
+        5 => spectral_norm::conv_sigma_from_vectors(flex::<5>(weight), op, u, v),
+        rank => bail!("{where_}: rank {rank}; u and v fit no axis of it"),
+    };
+    sigma.map_err(|e| anyhow!("{where_}: {e}"))
+}
+
 /// Every spectrally normalized weight of `tensors` replaced by the weight its layer uses in
 /// evaluation, `W / σ` with `σ = u·(W v)`, under its plain key, and u and v dropped; returns
-/// the result and how many weights were baked. `file` names the source in errors.
+/// the result and how many weights were baked. `file` names the source in errors;
+/// `operators` gives the geometry of operator-mode weights, by stored key.
 ///
 /// # Errors
 ///
@@ -246,6 +281,7 @@ pub fn sigma_of_vectors(
 pub fn bake(
     mut tensors: BTreeMap<String, NamedTensor>,
     file: &str,
+    operators: &BTreeMap<String, spectral_norm::ConvOperator>,
 ) -> Result<(BTreeMap<String, NamedTensor>, usize)> {
     let sn = normalized(&tensors);
     if sn.is_empty() {
@@ -262,8 +298,7 @@ pub fn bake(
                 .ok_or_else(|| anyhow!("{key}: {} missing", escaped(k)))
         };
         let (mut weight, u, v) = (take(&entry.weight)?, take(&entry.u)?, take(&entry.v)?);
-        let dim = axis_of(&key, &weight, &u, &v)?;
-        let sigma = sigma_of_vectors(&key, &weight, &u, &v, dim)?;
+        let sigma = sigma_used(&key, &weight, &u, &v, operators.get(&entry.weight))?;
         if !sigma.is_finite() || sigma == 0.0 {
             bail!(
                 "{key}: the stored u and v give σ = u·(W v) = {sigma}; dividing by it would \

@@ -76,7 +76,7 @@ fn corpus(target: &str) -> Vec<PathBuf> {
 /// fine here (the judge below checks the reads); a panic is not.
 fn analyse(tensors: &BTreeMap<String, NamedTensor>) {
     let _ = rows(tensors, "seed");
-    let _ = bake(tensors.clone(), "seed");
+    let _ = bake(tensors.clone(), "seed", &Default::default());
 }
 
 /// What is wrong with reading `seed` as a `.extension` file, if anything.

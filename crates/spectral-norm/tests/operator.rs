@@ -322,7 +322,10 @@ fn operator_mode_normalizes_the_operator_norm() {
             snapshot.v.clone(),
             snapshot.u.clone(),
         );
-        assert!(matches!(swapped, Err(SpectralNormError::VectorLength { .. })));
+        assert!(matches!(
+            swapped,
+            Err(SpectralNormError::VectorLength { .. })
+        ));
         let normalized = snapshot.weight.clone();
         let reference = conv_with(&conv.valid(), normalized.clone()).valid();
         let operator = dense([1, 2, 6, 6], |x| reference.forward(x))
