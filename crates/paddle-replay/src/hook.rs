@@ -115,6 +115,7 @@ fn replay_steps<L: Module + Forward, const P: usize>(
             .context("n_power_iterations")? as usize,
         eps: case["eps"].as_f64().context("eps")?,
         dim: case["dim_arg"].as_u64().map(|d| d as usize),
+        warmup_iterations: 0,
     };
     let mut layer = spectral_norm(&layer, &config)?;
     {

@@ -24,7 +24,8 @@ use crate::reparameterization::SpectralNorm;
 /// parameter belongs to a Burn layer (see [`default_dim`]).
 ///
 /// The vectors `u` (`[h]`) and `v` (`[w]`) are drawn from N(0, 1) with the device's random
-/// generator, in the parameter's dtype, and normalized.
+/// generator, in the parameter's dtype, and normalized; then `config.warmup_iterations`
+/// power-iteration steps run on the weight (none by default, as in Paddle).
 ///
 /// ```
 /// use burn::nn::LinearConfig;
@@ -156,6 +157,7 @@ fn attach<M: Module>(
         estimator,
         n_power_iterations,
         eps: config.eps,
+        warmup: config.warmup_iterations,
     })
 }
 
@@ -295,6 +297,7 @@ struct Attach<'a> {
     estimator: Estimator,
     n_power_iterations: NonZeroUsize,
     eps: f64,
+    warmup: usize,
 }
 
 impl Reparameterizer for Attach<'_> {
@@ -319,9 +322,16 @@ impl Reparameterizer for Attach<'_> {
                 rule,
             )
         };
+        let (mut u, mut v) = (random(rows), random(cols));
+        if let Some(steps) = NonZeroUsize::new(self.warmup) {
+            let estimate =
+                self.estimator
+                    .iterate(&base.clone().without_autodiff(), u, steps, self.eps);
+            (u, v) = (estimate.u, estimate.v);
+        }
         let state = SpectralNorm::new(
             self.estimator.clone(),
-            (random(rows), random(cols)),
+            (u, v),
             self.n_power_iterations,
             self.eps,
         );

@@ -460,3 +460,32 @@ fn the_eval_weight_is_never_stale_after_a_step_a_record_load_or_train() {
     // Burn may read the file lazily: remove it only once every value has been used.
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Warm-up runs the power iteration once at attach: with 15 steps on a weight whose top
+/// singular value stands well apart (rank one plus small noise), σ before any use is the
+/// SVD's; with none (the default) it comes from the random start, far below. Nothing about
+/// the later uses changes: the state holds the same settings either way.
+#[test]
+fn warm_up_iterations_run_at_attach() {
+    let device = device();
+    let (a, b) = (pseudo_random(16, 1), pseudo_random(12, 2));
+    let noise = pseudo_random(16 * 12, 3);
+    let values: Vec<f64> = (0..16 * 12)
+        .map(|i| 3.0 * a[i / 12] * b[i % 12] + 0.01 * noise[i])
+        .collect();
+    let svd = top_singular_value(&matrix_view(&values, &[16, 12], 1));
+    let layer = Linear {
+        weight: Param::from_tensor(f64_tensor(values, [16, 12], &device)),
+        bias: None,
+    };
+    let sigma_at_attach = |config: SpectralNormConfig| {
+        let layer = spectral_norm(&layer, &config).unwrap();
+        let state = layer.weight.reparameterization::<SpectralNorm>().unwrap();
+        assert_eq!(state.n_power_iterations().get(), 1);
+        inspect(&layer.weight).unwrap().sigma
+    };
+    let warm = sigma_at_attach(SpectralNormConfig::pytorch());
+    assert!((warm - svd).abs() <= 1e-9 * svd, "{warm} vs {svd}");
+    let cold = sigma_at_attach(SpectralNormConfig::new());
+    assert!(cold.abs() < 0.9 * svd, "a random start: {cold} vs {svd}");
+}

@@ -529,3 +529,20 @@ fn the_product_of_certified_bounds_bounds_a_networks_lipschitz_constant() {
         );
     }
 }
+
+/// Warm-up at attach runs the operator mode's iteration too: σ before any use is the
+/// converged operator norm, not the matrix view's.
+#[test]
+fn operator_mode_warm_up_converges_at_attach() {
+    use spectral_norm::{SpectralNormConfig, inspect, spectral_norm_conv};
+    let device = Device::flex().autodiff();
+    let conv = f64_conv(&device, 1);
+    let sn = SpectralNormConfig::new().with_warmup_iterations(3_000);
+    let normalized = spectral_norm_conv(&conv, vec![6, 6], &sn).unwrap();
+    let sigma = inspect(&normalized.weight).unwrap().sigma;
+    let reference = conv.valid();
+    let svd = dense([1, 2, 6, 6], |x| reference.forward(x))
+        .singular_values()
+        .max();
+    assert!((sigma - svd).abs() < 1e-3 * svd, "{sigma} vs {svd}");
+}
