@@ -116,6 +116,8 @@ fn replay_steps<L: Module + Forward, const P: usize>(
         eps: case["eps"].as_f64().context("eps")?,
         dim: case["dim_arg"].as_u64().map(|d| d as usize),
         warmup_iterations: 0,
+        target_bound: 1.0,
+        clamp: false,
     };
     let mut layer = spectral_norm(&layer, &config)?;
     {

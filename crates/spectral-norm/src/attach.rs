@@ -14,6 +14,7 @@ use crate::matrix::{Normalization, normalize};
 use crate::mode::REPARAMETERIZATION_CONTAINER;
 use crate::operator::ConvOperator;
 use crate::reparameterization::SpectralNorm;
+use crate::target::NormTarget;
 
 /// Attaches spectral normalization to one parameter of `module` and returns the new module;
 /// `module` itself is left as it was, also when an error is returned.
@@ -158,6 +159,10 @@ fn attach<M: Module>(
         n_power_iterations,
         eps: config.eps,
         warmup: config.warmup_iterations,
+        target: NormTarget {
+            bound: config.target_bound,
+            clamp: config.clamp,
+        },
     })
 }
 
@@ -182,6 +187,11 @@ fn validate<M: Module>(
         .ok_or(SpectralNormError::ZeroPowerIterations)?;
     if !(config.eps.is_finite() && config.eps > 0.0) {
         return Err(SpectralNormError::InvalidEps { eps: config.eps });
+    }
+    if !(config.target_bound.is_finite() && config.target_bound > 0.0) {
+        return Err(SpectralNormError::InvalidTargetBound {
+            bound: config.target_bound,
+        });
     }
     let target = match survey.found {
         None => {
@@ -298,6 +308,7 @@ struct Attach<'a> {
     n_power_iterations: NonZeroUsize,
     eps: f64,
     warmup: usize,
+    target: NormTarget,
 }
 
 impl Reparameterizer for Attach<'_> {
@@ -334,6 +345,7 @@ impl Reparameterizer for Attach<'_> {
             (u, v),
             self.n_power_iterations,
             self.eps,
+            self.target,
         );
         (param, Some(state))
     }

@@ -38,6 +38,15 @@ pub struct SpectralNormConfig {
     /// (0.77×) of a 64 → 64 3×3 conv; with 15 warm-up steps, 0.98× (0.96×) for both.
     #[config(default = 0)]
     pub warmup_iterations: usize,
+    /// The norm `c` the used weight is given: `c · W / σ` (1, Paddle's `W / σ`). Finite and
+    /// positive. Lipschitz networks that want `σ(W_eff) ≤ c` set it (and maybe `clamp`).
+    #[config(default = 1.0)]
+    pub target_bound: f64,
+    /// Scale the weight down only when `σ > c`: `W / max(1, σ / c)`. While `σ ≤ c` the layer
+    /// uses `W` unchanged and no gradient flows through σ; at `σ = c` exactly too (the
+    /// derivative from below is the subgradient chosen).
+    #[config(default = false)]
+    pub clamp: bool,
 }
 
 impl SpectralNormConfig {

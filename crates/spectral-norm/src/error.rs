@@ -18,6 +18,13 @@ pub enum SpectralNormError {
         eps: f64,
     },
 
+    /// The target bound `c` of a normalized weight is not finite and positive.
+    #[error("target_bound must be finite and positive, got {bound}")]
+    InvalidTargetBound {
+        /// The value given.
+        bound: f64,
+    },
+
     /// A power iteration run to convergence was given no steps to take.
     #[error("max_iterations must be at least 1 (got 0)")]
     ZeroMaxIterations,

@@ -142,6 +142,7 @@ pub mod pdparams;
 mod remove;
 mod reparameterization;
 mod scratch;
+mod target;
 
 pub use attach::{default_dim, spectral_norm, spectral_norm_conv, spectral_norm_operator};
 pub use config::SpectralNormConfig;

@@ -14,6 +14,7 @@ use crate::error::SpectralNormError;
 use crate::estimator::{Estimate, Estimator, SigmaEstimator};
 use crate::operator::ConvOperator;
 use crate::scratch::Scratch;
+use crate::target::NormTarget;
 
 /// Spectral normalization state of one weight, attached by [`spectral_norm`](crate::spectral_norm).
 ///
@@ -56,6 +57,9 @@ pub struct SpectralNorm {
     /// How σ is estimated.
     #[module(skip)]
     estimator: Estimator,
+    /// The norm the used weight is given: `c · W / σ`, or `W / max(1, σ / c)`.
+    #[module(skip)]
+    target: NormTarget,
     /// Memory kept between uses (not saved).
     scratch: Scratch,
 }
@@ -66,12 +70,23 @@ impl Reparameterization for SpectralNorm {
     fn apply<const D: usize>(&self, base: Tensor<D>) -> Tensor<D> {
         if self.is_training(&base) {
             let estimate = self.advance(&base);
-            self.divide(base, &estimate)
+            self.target.apply(
+                base,
+                |w| self.sigma_of(w, &estimate),
+                |w| self.divide(w, &estimate),
+            )
         } else if base.is_autodiff() {
             // Power iteration off on the training device: the stored vectors, and a gradient.
-            self.divide(base, &self.stored())
+            let stored = self.stored();
+            self.target.apply(
+                base,
+                |w| self.sigma_of(w, &stored),
+                |w| self.divide(w, &stored),
+            )
         } else {
-            self.evaluate(base)
+            let stored = self.stored();
+            self.target
+                .apply(base, |w| self.sigma_of(w, &stored), |w| self.evaluate(w))
         }
     }
 }
@@ -83,8 +98,10 @@ impl SpectralNorm {
         (u, v): (Tensor<1>, Tensor<1>),
         n_power_iterations: NonZeroUsize,
         eps: f64,
+        target: NormTarget,
     ) -> Self {
         Self {
+            target,
             u: Buffer::new(u),
             v: Buffer::new(v),
             training: Param::from_bool(true),
@@ -130,6 +147,17 @@ impl SpectralNorm {
     /// The lower bound on a vector norm in `x / max(‖x‖, eps)`.
     pub fn eps(&self) -> f64 {
         self.eps
+    }
+
+    /// The target bound `c` of the used weight's norm (1: Paddle's `W / σ`).
+    pub fn target_bound(&self) -> f64 {
+        self.target.bound
+    }
+
+    /// Whether the weight is only scaled down when `σ > c` (`W / max(1, σ / c)`) rather than
+    /// always to `c` (`c · W / σ`).
+    pub fn clamps(&self) -> bool {
+        self.target.clamp
     }
 
     /// Whether training-mode uses run the power iteration (see
@@ -179,6 +207,14 @@ impl SpectralNorm {
     /// training behaviour (as in `BatchNorm`), an autodiff device and an enabled flag.
     fn is_training<const D: usize>(&self, weight: &Tensor<D>) -> bool {
         weight.is_autodiff() && self.training.is_enabled()
+    }
+
+    /// σ for the clamp's decision: the estimate's, or from its vectors (a pass over `W`).
+    fn sigma_of<const D: usize>(&self, base: &Tensor<D>, estimate: &Estimate) -> f64 {
+        estimate.sigma.unwrap_or_else(|| {
+            let constant = base.clone().without_autodiff();
+            self.estimator.sigma(&constant, &estimate.u, &estimate.v)
+        })
     }
 
     fn stored(&self) -> Estimate {
@@ -249,10 +285,12 @@ impl SpectralNorm {
         let mut estimate = self.stored();
         let sigma = self.estimator.sigma(&base, &estimate.u, &estimate.v);
         estimate.sigma = Some(sigma);
-        (
-            sigma,
-            self.estimator.divide(base, &estimate, || None).weight,
-        )
+        let weight = self.target.apply(
+            base,
+            |_| sigma,
+            |w| self.estimator.divide(w, &estimate, || None).weight,
+        );
+        (sigma, weight)
     }
 
     /// How many outputs' storage is kept (for tests).

@@ -129,3 +129,141 @@ fn op_gradient_is_the_true_gradient_not_paddles_kernel() {
     let got = values(x.grad(&grads).unwrap());
     assert_close(&got, &finite_differences(&w, &g, &shape, 1, &u, &v), 1e-7);
 }
+
+/// `Σ G ⊙ W_eff` for a target bound `c`: `c · W / σ`, or with the clamp `W / max(1, σ / c)`,
+/// σ = u·(M v) with u, v fixed; at `σ ≤ c` the clamp leaves `W` as it is.
+fn target_loss(
+    w: &[f64],
+    g: &[f64],
+    shape: &[usize],
+    u: &[f64],
+    v: &[f64],
+    c: f64,
+    clamp: bool,
+) -> f64 {
+    let m = matrix_view(w, shape, 0);
+    let mv = &m * nalgebra::DVector::from_column_slice(v);
+    let sigma: f64 = mv.iter().zip(u).map(|(a, b)| a * b).sum();
+    let scale = if clamp {
+        1.0 / (sigma / c).max(1.0)
+    } else {
+        c / sigma
+    };
+    w.iter().zip(g).map(|(a, b)| a * b).sum::<f64>() * scale
+}
+
+/// The target bound's gradient against finite differences of [`target_loss`], with fixed
+/// vectors (iteration off, so σ is known before the use): hard scaling, and the clamp above
+/// its kink, below it and exactly at it (where the documented subgradient, the derivative
+/// from below, is `G`: the weight is used as it is).
+#[test]
+fn target_bound_and_clamp_gradients_match_finite_differences() {
+    use spectral_norm::{SpectralNorm, set_power_iteration};
+    let device = device();
+    let shape = [4usize, 5];
+    let w = pseudo_random(20, 21);
+    let g: Vec<f64> = pseudo_random(20, 22)
+        .iter()
+        .map(|x| 2.0 * x + 0.3)
+        .collect();
+    let unit = |x: Vec<f64>| {
+        let n = norm(&x);
+        x.into_iter().map(|a| a / n).collect::<Vec<_>>()
+    };
+    let (u, v) = (unit(pseudo_random(4, 23)), unit(pseudo_random(5, 24)));
+    let m = matrix_view(&w, &shape, 0);
+    let sigma: f64 = (&m * nalgebra::DVector::from_column_slice(&v))
+        .iter()
+        .zip(&u)
+        .map(|(a, b)| a * b)
+        .sum();
+    assert!(sigma > 0.0);
+    // At the kink, vectors whose σ has no rounding (σ = |W₀₀|), so that σ = c exactly on
+    // every path that computes it.
+    let (mut e4, mut e5) = (vec![0.0; 4], vec![0.0; 5]);
+    (e4[0], e5[0]) = (w[0].signum(), 1.0);
+    let general = (u.clone(), v.clone(), sigma);
+    let at_kink = (e4, e5, w[0].abs());
+    for (c, clamp, vectors) in [
+        (2.5, false, &general),
+        (0.5 * sigma, true, &general),
+        (2.0 * sigma, true, &general),
+        (w[0].abs(), true, &at_kink),
+    ] {
+        let (u, v, sigma) = vectors.clone();
+        let holder = Holder {
+            weight: Param::from_tensor(f64_tensor(w.clone(), shape, &device)),
+        };
+        let config = SpectralNormConfig::new()
+            .with_dim(Some(0))
+            .with_target_bound(c)
+            .with_clamp(clamp);
+        let holder = set_power_iteration(spectral_norm(&holder, &config).unwrap(), false);
+        let state = holder.weight.reparameterization::<SpectralNorm>().unwrap();
+        assert_eq!((state.target_bound(), state.clamps()), (c, clamp));
+        state
+            .set_vectors(
+                f64_tensor(u.clone(), [4], &device),
+                f64_tensor(v.clone(), [5], &device),
+            )
+            .unwrap();
+        let used = holder.weight.val();
+        let grads = (used.clone() * f64_tensor(g.clone(), shape, &device))
+            .sum()
+            .backward();
+        let got = values(holder.weight.base().grad(&grads).unwrap());
+        let h = 1e-6;
+        let fd: Vec<f64> = (0..20)
+            .map(|i| {
+                let (mut plus, mut minus) = (w.clone(), w.clone());
+                plus[i] += h;
+                minus[i] -= h;
+                let f = |x: &[f64]| target_loss(x, &g, &shape, &u, &v, c, clamp);
+                (f(&plus) - f(&minus)) / (2.0 * h)
+            })
+            .collect();
+        if clamp && c >= sigma {
+            // Not clamped (at the kink too): W itself, and the gradient is G exactly.
+            assert_eq!(values(used), w, "c = {c}");
+            assert_eq!(got, g, "c = {c}");
+            if c > sigma {
+                assert_close(&got, &fd, 1e-7);
+            }
+        } else {
+            assert_close(&got, &fd, 1e-7);
+            let expected: Vec<f64> = w.iter().map(|x| x * c / sigma).collect();
+            assert_close(&values(used), &expected, 1e-12);
+        }
+        // Evaluation and inspect use the same rule.
+        let eval = values(inspect(&holder.weight).unwrap().weight);
+        assert_close(&eval, &values(holder.valid().weight.val()), 1e-15);
+    }
+}
+
+/// The target bound applies in operator mode too, and a bad bound is a typed error.
+#[test]
+fn target_bound_scales_the_operator_mode_and_bad_bounds_are_refused() {
+    use burn::nn::conv::Conv1dConfig;
+    use spectral_norm::{SpectralNormError, spectral_norm_conv};
+    let device = device();
+    let conv = Conv1dConfig::new(2, 3, 3).init(&device);
+    let config = SpectralNormConfig::new().with_target_bound(0.75);
+    let conv = spectral_norm_conv(&conv, vec![8], &config).unwrap();
+    let snapshot = inspect(&conv.weight).unwrap();
+    let base = values(conv.weight.base());
+    let expected: Vec<f64> = base.iter().map(|x| x * 0.75 / snapshot.sigma).collect();
+    assert_close(&values(snapshot.weight), &expected, 1e-6);
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let error = spectral_norm(
+            &conv.clone(),
+            &SpectralNormConfig::new().with_target_bound(bad),
+        );
+        assert!(error.is_err());
+        let layer = Conv1dConfig::new(2, 3, 3).init(&device);
+        let error = spectral_norm(&layer, &SpectralNormConfig::new().with_target_bound(bad));
+        assert!(
+            matches!(error, Err(SpectralNormError::InvalidTargetBound { .. })),
+            "{bad}"
+        );
+    }
+}
