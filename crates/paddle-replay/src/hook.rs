@@ -118,6 +118,7 @@ fn replay_steps<L: Module + Forward, const P: usize>(
         warmup_iterations: 0,
         target_bound: 1.0,
         clamp: false,
+        learned_scale: false,
     };
     let mut layer = spectral_norm(&layer, &config)?;
     {

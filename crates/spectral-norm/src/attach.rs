@@ -163,6 +163,7 @@ fn attach<M: Module>(
             bound: config.target_bound,
             clamp: config.clamp,
         },
+        learned_scale: config.learned_scale,
     })
 }
 
@@ -309,6 +310,7 @@ struct Attach<'a> {
     eps: f64,
     warmup: usize,
     target: NormTarget,
+    learned_scale: bool,
 }
 
 impl Reparameterizer for Attach<'_> {
@@ -346,6 +348,10 @@ impl Reparameterizer for Attach<'_> {
             self.n_power_iterations,
             self.eps,
             self.target,
+            self.learned_scale.then(|| {
+                let one = Tensor::<1>::ones([1], (&base.device(), base.dtype()));
+                Param::from_tensor(one)
+            }),
         );
         (param, Some(state))
     }

@@ -47,6 +47,12 @@ pub struct SpectralNormConfig {
     /// derivative from below is the subgradient chosen).
     #[config(default = false)]
     pub clamp: bool,
+    /// Learn a scale γ (one scalar, starting at 1): the layer uses `γ · W / σ`, giving back
+    /// the capacity that fixing the norm takes from discriminators and classifiers. γ is a
+    /// parameter like the weight (the optimizer trains it, records save it as
+    /// `<param>.spectral_norm.gamma`); `remove_spectral_norm` bakes it in.
+    #[config(default = false)]
+    pub learned_scale: bool,
 }
 
 impl SpectralNormConfig {

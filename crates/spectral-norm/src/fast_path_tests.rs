@@ -43,6 +43,7 @@ fn state(shape: &[usize], dim: usize, n: usize, dtype: DType, device: &Device) -
         NonZeroUsize::new(n).unwrap(),
         1e-12,
         crate::target::NormTarget::PADDLE,
+        None,
     )
 }
 

@@ -60,6 +60,9 @@ pub struct SpectralNorm {
     /// The norm the used weight is given: `c · W / σ`, or `W / max(1, σ / c)`.
     #[module(skip)]
     target: NormTarget,
+    /// A learned scale γ (`[1]`): the used weight is γ times the normalized one. Trained by
+    /// the optimizer and saved as `<param>.spectral_norm.gamma`; absent by default.
+    gamma: Option<Param<Tensor<1>>>,
     /// Memory kept between uses (not saved).
     scratch: Scratch,
 }
@@ -68,6 +71,14 @@ impl Reparameterization for SpectralNorm {
     const NAME: &'static str = "spectral_norm";
 
     fn apply<const D: usize>(&self, base: Tensor<D>) -> Tensor<D> {
+        let normalized = self.normalized(base);
+        self.scaled(normalized)
+    }
+}
+
+impl SpectralNorm {
+    /// The weight before γ: `W / σ` under the target rule, by mode.
+    fn normalized<const D: usize>(&self, base: Tensor<D>) -> Tensor<D> {
         if self.is_training(&base) {
             let estimate = self.advance(&base);
             self.target.apply(
@@ -89,9 +100,29 @@ impl Reparameterization for SpectralNorm {
                 .apply(base, |w| self.sigma_of(w, &stored), |w| self.evaluate(w))
         }
     }
-}
 
-impl SpectralNorm {
+    /// `γ · weight` when a scale is learned.
+    fn scaled<const D: usize>(&self, weight: Tensor<D>) -> Tensor<D> {
+        match &self.gamma {
+            None => weight,
+            Some(gamma) => {
+                let gamma = gamma.val();
+                let gamma = if weight.is_autodiff() {
+                    gamma
+                } else {
+                    gamma.without_autodiff()
+                };
+                weight * gamma.reshape([1; D])
+            }
+        }
+    }
+
+    /// The learned scale γ, if there is one.
+    pub fn gamma(&self) -> Option<f64> {
+        self.gamma
+            .as_ref()
+            .map(|gamma| gamma.val().into_scalar::<f64>())
+    }
     /// Fresh state for `estimator` from start vectors `u` and `v` (gradient tracking removed).
     pub(crate) fn new(
         estimator: Estimator,
@@ -99,9 +130,11 @@ impl SpectralNorm {
         n_power_iterations: NonZeroUsize,
         eps: f64,
         target: NormTarget,
+        gamma: Option<Param<Tensor<1>>>,
     ) -> Self {
         Self {
             target,
+            gamma,
             u: Buffer::new(u),
             v: Buffer::new(v),
             training: Param::from_bool(true),
@@ -290,7 +323,7 @@ impl SpectralNorm {
             |_| sigma,
             |w| self.estimator.divide(w, &estimate, || None).weight,
         );
-        (sigma, weight)
+        (sigma, self.scaled(weight))
     }
 
     /// How many outputs' storage is kept (for tests).

@@ -489,3 +489,78 @@ fn warm_up_iterations_run_at_attach() {
     let cold = sigma_at_attach(SpectralNormConfig::new());
     assert!(cold.abs() < 0.9 * svd, "a random start: {cold} vs {svd}");
 }
+
+/// A learned scale γ: the used weight is γ · W / σ; its gradient is `Σ G ⊙ W / σ` (for the
+/// u, v the forward used); the optimizer trains it; records carry it; removal bakes it in.
+#[test]
+fn a_learned_scale_is_trained_recorded_and_baked() {
+    let device = device();
+    let plain = LinearConfig::new(5, 4).init(&device);
+    let config = SpectralNormConfig::new().with_learned_scale(true);
+    let mut layer = spectral_norm(&plain, &config).unwrap();
+    let gamma = |layer: &Linear| {
+        let state = layer.weight.reparameterization::<SpectralNorm>().unwrap();
+        state.gamma().unwrap()
+    };
+    assert_eq!(gamma(&layer), 1.0);
+    assert!(
+        spectral_norm(&plain, &SpectralNormConfig::new())
+            .unwrap()
+            .weight
+            .reparameterization::<SpectralNorm>()
+            .unwrap()
+            .gamma()
+            .is_none()
+    );
+
+    let g = Tensor::<2>::from_data(TensorData::new(pseudo_random(20, 31), [5, 4]), &device);
+    let used = layer.weight.val();
+    let grads = (used * g.clone()).sum().backward();
+    let normalized = inspect(&layer.weight).unwrap().weight; // γ = 1: W / σ, same u, v
+    let expected: f64 = values(normalized * g.without_autodiff()).iter().sum();
+    // γ's gradient, found through the module's parameters:
+    let grads = GradientsParams::from_grads(grads, &layer);
+    let mut adam = AdamConfig::new().init();
+    let mut found = None;
+    layer.visit(&mut GammaGrad {
+        grads: &grads,
+        found: &mut found,
+    });
+    let got = found.expect("γ has a gradient");
+    assert!(
+        (got - expected).abs() <= 1e-5 * expected.abs().max(1.0),
+        "{got} vs {expected}"
+    );
+
+    layer = adam.step(1e-2, layer, grads);
+    let trained = gamma(&layer);
+    assert!(
+        (trained - 1.0).abs() > 1e-4,
+        "the optimizer moved γ: {trained}"
+    );
+
+    let fresh = spectral_norm(&plain, &config).unwrap();
+    let loaded = fresh.load_record(layer.clone().into_record());
+    assert_eq!(gamma(&loaded), trained);
+
+    let eval = layer.valid();
+    let expected = values(inspect(&eval.weight).unwrap().weight);
+    let baked = remove_spectral_norm(eval);
+    assert_eq!(values(baked.weight.val()), expected);
+}
+
+/// Finds the gradient of the one-element parameter (γ) among a module's parameters.
+struct GammaGrad<'a> {
+    grads: &'a GradientsParams,
+    found: &'a mut Option<f64>,
+}
+
+impl ModuleVisitor for GammaGrad<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if param.shape().num_elements() == 1
+            && let Some(grad) = self.grads.get::<D>(param.id)
+        {
+            *self.found = Some(values(grad)[0]);
+        }
+    }
+}
