@@ -165,3 +165,57 @@ fn a_baked_burn_record_loads_into_the_plain_model_as_remove_spectral_norm_gives_
     assert_eq!(baked.len(), 8, "4 weights and 4 biases, no u or v");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A learned scale γ in a Burn record: `inspect`'s σ used and `bake` include it, the baked
+/// record has no γ left, and it loads into the plain model as `remove_spectral_norm` gives it.
+#[test]
+fn a_learned_scale_is_inspected_and_baked() {
+    use burn::optim::{AdamConfig, GradientsParams};
+    let device = Device::flex().autodiff();
+    let layer = {
+        let _turn = device_rng_turn();
+        LinearConfig::new(5, 4).init(&device)
+    };
+    let config = SpectralNormConfig::new().with_learned_scale(true);
+    let layer = spectral_norm(&layer, &config).unwrap();
+    let (x, _) = inputs(&device);
+    let grads = layer.forward(x).sum().backward();
+    let grads = GradientsParams::from_grads(grads, &layer);
+    let layer = AdamConfig::new().init().step(0.1, layer, grads);
+    let gamma = layer
+        .weight
+        .reparameterization::<spectral_norm::SpectralNorm>()
+        .unwrap()
+        .gamma()
+        .unwrap();
+    assert!((gamma - 1.0).abs() > 0.05, "γ moved: {gamma}");
+
+    let dir = scratch("bpk-gamma");
+    let (input, output) = (dir.join("fc.bpk"), dir.join("fc_eval.bpk"));
+    layer.clone().save_file(&input).unwrap();
+    let row = rows(&input)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.normalized)
+        .unwrap();
+    let expected_sigma_used = row.sigma.value / row.sigma_uv.unwrap().abs() * gamma.abs();
+    assert!((row.sigma_used - expected_sigma_used).abs() < 1e-12 * expected_sigma_used);
+    let args = BakeArgs {
+        input,
+        output: output.clone(),
+        network: None,
+    };
+    assert_eq!(run(&args).unwrap(), 1);
+    let baked = tensors::read(&output).unwrap();
+    assert!(
+        baked.keys().all(|k| !k.contains("spectral_norm")),
+        "{:?}",
+        baked.keys()
+    );
+    let removed = remove_spectral_norm(layer).valid();
+    let want = values(removed.weight.val());
+    for (g, w) in baked["weight"].values.iter().zip(want) {
+        assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{g} vs {w}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

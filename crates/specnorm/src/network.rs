@@ -30,7 +30,7 @@ use spectral_norm::{ConvOperator, FeedForwardBound};
 
 use crate::sigma::{POWER_MAX_ITERATIONS, POWER_TOLERANCE};
 use crate::tensors::NamedTensor;
-use crate::weights::{Normalized, flex, normalized, sigma_used, spectral_norm_of};
+use crate::weights::{Normalized, flex, gamma_of, normalized, sigma_used, spectral_norm_of};
 
 /// The largest description read: a network of thousands of layers is a few hundred KiB.
 const MAX_DESCRIPTION_BYTES: u64 = 1 << 20;
@@ -330,7 +330,11 @@ pub fn report(
         if let Some(entry) = entry {
             let (u, v) = (&tensors[&entry.u], &tensors[&entry.v]);
             let sigma = sigma_used(&where_, &weight, u, v, operator.as_ref())?;
-            weight.values.iter_mut().for_each(|x| *x /= sigma);
+            let gamma = gamma_of(tensors, entry, &where_)?;
+            weight
+                .values
+                .iter_mut()
+                .for_each(|x| *x = *x / sigma * gamma);
         }
         let fail = |e: spectral_norm::SpectralNormError| anyhow!("{where_}: {e}");
         let (estimate, bound) = match (rank, &operator) {

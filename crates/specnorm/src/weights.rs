@@ -23,6 +23,8 @@ pub struct Normalized {
     pub v: String,
     /// The key the weight has without spectral norm (`fc.weight`).
     pub plain: String,
+    /// The key of a learned scale γ, when the file has one (Burn records).
+    pub gamma: Option<String>,
 }
 
 /// Finds every spectrally normalized weight, whichever framework named it: a key that has
@@ -38,15 +40,44 @@ pub fn normalized(tensors: &BTreeMap<String, NamedTensor>) -> Vec<Normalized> {
                 .then_some((keys, plain))
         });
         if let Some((keys, plain)) = named {
+            let gamma = Checkpoint::NAMINGS
+                .iter()
+                .filter_map(|kind| kind.gamma_key(&plain))
+                .find(|key| tensors.contains_key(key));
             found.push(Normalized {
                 weight: keys.weight,
                 u: keys.u,
                 v: keys.v,
                 plain,
+                gamma,
             });
         }
     }
     found
+}
+
+/// The learned scale γ of `entry` (1 without one).
+///
+/// # Errors
+///
+/// One line naming `where_`, for a γ that is not a single value.
+pub fn gamma_of(
+    tensors: &BTreeMap<String, NamedTensor>,
+    entry: &Normalized,
+    where_: &str,
+) -> Result<f64> {
+    let Some(key) = &entry.gamma else {
+        return Ok(1.0);
+    };
+    match tensors.get(key).map(|t| t.values.as_slice()) {
+        Some([gamma]) => Ok(*gamma),
+        Some(values) => bail!(
+            "{where_}: γ ({}) has {} values, not 1",
+            escaped(key),
+            values.len()
+        ),
+        None => bail!("{where_}: γ ({}) missing", escaped(key)),
+    }
 }
 
 /// One row of the report.
@@ -95,7 +126,7 @@ pub fn rows(tensors: &BTreeMap<String, NamedTensor>, file: &str) -> Result<Vec<R
             dim,
             sigma,
             sigma_uv: Some(sigma_uv),
-            sigma_used: sigma.value / sigma_uv.abs(),
+            sigma_used: sigma.value / sigma_uv.abs() * gamma_of(tensors, entry, &key)?.abs(),
         });
     }
     let state: Vec<&String> = sn.iter().flat_map(|n| [&n.weight, &n.u, &n.v]).collect();
@@ -292,6 +323,10 @@ pub fn bake(
     }
     for entry in &sn {
         let key = format!("{file}: {}", escaped(&entry.weight));
+        let gamma = gamma_of(&tensors, entry, &key)?;
+        if let Some(gamma_key) = &entry.gamma {
+            tensors.remove(gamma_key);
+        }
         let mut take = |k: &str| {
             tensors
                 .remove(k)
@@ -305,7 +340,10 @@ pub fn bake(
                  write non-finite weights"
             );
         }
-        weight.values.iter_mut().for_each(|x| *x /= sigma);
+        weight
+            .values
+            .iter_mut()
+            .for_each(|x| *x = *x / sigma * gamma);
         if tensors.insert(entry.plain.clone(), weight).is_some() {
             bail!(
                 "{key}: the plain key {} is already taken",

@@ -75,6 +75,22 @@ impl Checkpoint {
         }
     }
 
+    /// The key of a learned scale γ ([`SpectralNormConfig::learned_scale`]) of the parameter
+    /// at `path`: Burn records carry it; the other frameworks have none.
+    ///
+    /// [`SpectralNormConfig::learned_scale`]: crate::SpectralNormConfig::learned_scale
+    ///
+    /// ```
+    /// use spectral_norm::checkpoint::Checkpoint;
+    ///
+    /// let key = Checkpoint::Burn.gamma_key("fc.weight");
+    /// assert_eq!(key.as_deref(), Some("fc.weight.spectral_norm.gamma"));
+    /// assert_eq!(Checkpoint::Paddle.gamma_key("fc.weight"), None);
+    /// ```
+    pub fn gamma_key(self, path: &str) -> Option<String> {
+        (self == Checkpoint::Burn).then(|| format!("{path}.spectral_norm.gamma"))
+    }
+
     /// The Burn path of the parameter whose W this framework would store under `weight_key`,
     /// if the key has this framework's form for a W (every key does for Burn): the inverse of
     /// [`keys`](Self::keys)`(path).weight`.
