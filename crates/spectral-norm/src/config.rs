@@ -14,6 +14,27 @@ use burn::config::Config;
 /// assert_eq!(config.name, "weight");
 /// assert_eq!(config.eps, 1e-12);
 /// ```
+///
+/// Beyond Paddle's arguments (all off by default, so the defaults stay Paddle-exact):
+/// warm-up steps at attach, a target norm `c` (hard, or as a clamp), and a learned scale γ.
+///
+/// ```
+/// use burn::nn::LinearConfig;
+/// use burn::prelude::*;
+/// use spectral_norm::{SpectralNorm, SpectralNormConfig, inspect, spectral_norm};
+///
+/// let device = Device::flex().autodiff();
+/// let config = SpectralNormConfig::new()
+///     .with_warmup_iterations(15) // σ is already converged at the first use
+///     .with_target_bound(0.9)     // the layer's norm: 0.9 instead of 1 …
+///     .with_clamp(true)           // … or less: W / max(1, σ / 0.9)
+///     .with_learned_scale(true);  // times a trained γ
+/// let layer = spectral_norm(&LinearConfig::new(8, 8).init(&device), &config).unwrap();
+/// let state = layer.weight.reparameterization::<SpectralNorm>().unwrap();
+/// assert_eq!((state.target_bound(), state.clamps(), state.gamma()), (0.9, true, Some(1.0)));
+/// let _ = layer.forward(Tensor::<2>::ones([2, 8], &device));
+/// assert!(inspect(&layer.weight).unwrap().sigma > 0.0);
+/// ```
 #[derive(Config, Debug, PartialEq)]
 pub struct SpectralNormConfig {
     /// Path of the parameter to normalize: a field of the layer (`"weight"`, `"bias"`) or a

@@ -40,7 +40,10 @@
 //! [`conv_operator_bound`] bounds it from above with a certificate;
 //! [`spectral_norm_conv`] / [`spectral_norm_operator`] normalize by that norm instead of the
 //! matrix view's (the operator mode: use it where a layer's Lipschitz constant must be 1; it
-//! costs a convolution and its adjoint per power-iteration step, on the generic path); [`SpectralNormOp`] is Paddle's op layer. With the `store` feature,
+//! costs a convolution and its adjoint per power-iteration step, on the generic path); [`SpectralNormOp`] is Paddle's op layer.
+//! [`SpectralNormConfig`] adds, off by default, warm-up steps at attach
+//! ([`SpectralNormConfig::pytorch`] is PyTorch's parametrization), a target norm `c` (`c·W/σ`,
+//! or the clamp `W / max(1, σ/c)`) and a learned scale γ. With the `store` feature,
 //! `checkpoint` loads and saves Paddle's and PyTorch's checkpoint layouts (and names their
 //! keys), `pdparams` reads and writes Paddle's pickles, and `format` names file formats and
 //! float dtypes.
