@@ -5,7 +5,7 @@
 use burn::prelude::*;
 
 use crate::error::SpectralNormError;
-use crate::operator::ConvOperator;
+use crate::operator::{ConvKind, ConvOperator};
 use crate::operator_bound::{conv_operator_bound, matrix_norm_bound};
 
 /// One layer of a [`FeedForwardBound`].
@@ -81,8 +81,8 @@ impl FeedForwardBound {
         let dims = weight.dims();
         let output = operator.output_shape(&dims)?;
         let channels = match operator.kind {
-            crate::ConvKind::Conv => dims[1] * operator.groups,
-            crate::ConvKind::Transposed => dims[0],
+            ConvKind::Conv => dims[1] * operator.groups,
+            ConvKind::Transposed => dims[0],
         };
         let takes: Vec<usize> = [vec![channels], operator.input_size.clone()].concat();
         self.check(name, &takes)?;
