@@ -200,6 +200,13 @@ fn a_learned_scale_is_inspected_and_baked() {
         .unwrap();
     let expected_sigma_used = row.sigma.value / row.sigma_uv.unwrap().abs() * gamma.abs();
     assert!((row.sigma_used - expected_sigma_used).abs() < 1e-12 * expected_sigma_used);
+    assert_eq!(row.gamma, Some(gamma));
+    assert!(
+        rows(&dir.join("fc.bpk"))
+            .unwrap()
+            .iter()
+            .all(|r| r.key != "weight.spectral_norm.gamma")
+    );
     let args = BakeArgs {
         input,
         output: output.clone(),

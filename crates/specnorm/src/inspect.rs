@@ -55,7 +55,7 @@ fn to_json(row: &Row) -> serde_json::Value {
            "sigma": row.sigma.value, "sigma_method": row.sigma.method_name(),
            "sigma_tolerance": row.sigma.tolerance(), "power_iterations": iterations,
            "sigma_uv": row.sigma_uv, "sigma_uv_relative_error": relative_error(row),
-           "sigma_used": row.sigma_used})
+           "sigma_used": row.sigma_used, "gamma": row.gamma})
 }
 
 /// The report as a table: the file, a row per weight (keys escaped: a key from the file can

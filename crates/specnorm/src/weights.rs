@@ -97,6 +97,8 @@ pub struct Row {
     pub sigma_uv: Option<f64>,
     /// σ of the weight the layer uses: `W / σ_uv` when normalized, else `W`.
     pub sigma_used: f64,
+    /// The learned scale γ the layer multiplies by, when the file carries one.
+    pub gamma: Option<f64>,
 }
 
 /// What `specnorm inspect` reports of `tensors`: a row for every normalized weight and for
@@ -127,6 +129,11 @@ pub fn rows(tensors: &BTreeMap<String, NamedTensor>, file: &str) -> Result<Vec<R
             sigma,
             sigma_uv: Some(sigma_uv),
             sigma_used: sigma.value / sigma_uv.abs() * gamma_of(tensors, entry, &key)?.abs(),
+            gamma: entry
+                .gamma
+                .is_some()
+                .then(|| gamma_of(tensors, entry, &key))
+                .transpose()?,
         });
     }
     let state: Vec<&String> = sn.iter().flat_map(|n| [&n.weight, &n.u, &n.v]).collect();
@@ -141,6 +148,7 @@ pub fn rows(tensors: &BTreeMap<String, NamedTensor>, file: &str) -> Result<Vec<R
                 sigma,
                 sigma_uv: None,
                 sigma_used: sigma.value,
+                gamma: None,
             });
         }
     }

@@ -361,12 +361,27 @@ fn operator_mode_normalizes_the_operator_norm() {
 /// differences of the same function computed with the layer's own forward.
 #[test]
 fn operator_mode_gradient_matches_finite_differences() {
+    operator_gradient_check(None);
+}
+
+/// The target bound in operator mode, against finite differences of `Σ G ⊙ W_eff` with
+/// `W_eff = c · W / σ`, and with the clamp `W / max(1, σ / c)` on both sides of its kink (at
+/// the kink itself the matrix-mode test checks the subgradient, with a σ free of rounding).
+#[test]
+fn operator_mode_target_bound_gradients_match_finite_differences() {
+    for target in [(1.7, false, false), (0.5, true, true), (2.0, true, true)] {
+        operator_gradient_check(Some(target));
+    }
+}
+
+/// `target`: `(c, clamp, c relative to the starting σ)`.
+fn operator_gradient_check(target: Option<(f64, bool, bool)>) {
     use spectral_norm::{
         SpectralNorm, SpectralNormConfig, set_power_iteration, spectral_norm_conv,
     };
     let device = Device::flex().autodiff();
-    let conv = f64_conv(&device, 2);
-    let conv = spectral_norm_conv(&conv, vec![5, 5], &SpectralNormConfig::new()).unwrap();
+    let layer = f64_conv(&device, 2);
+    let conv = spectral_norm_conv(&layer, vec![5, 5], &SpectralNormConfig::new()).unwrap();
     let _ = conv.weight.val(); // one training use: u, v from the iteration
     let conv = set_power_iteration(conv, false);
     let state = conv.weight.reparameterization::<SpectralNorm>().unwrap();
@@ -376,13 +391,46 @@ fn operator_mode_gradient_matches_finite_differences() {
     let shape = [3, 2, 3, 3];
 
     let plain = Device::flex();
-    let loss = |w: &[f64]| -> f64 {
+    let reference = conv.valid();
+    let sigma_of = |w: &[f64]| -> f64 {
         let weight = f64_tensor(w.to_vec(), shape, &plain);
-        let layer = conv_with(&conv.valid(), weight.clone()).valid();
+        let layer = conv_with(&reference, weight.clone()).valid();
         let input = f64_tensor(v.clone(), [1, 2, 5, 5], &plain);
         let av = values(layer.forward(input));
-        let sigma: f64 = av.iter().zip(&u).map(|(a, b)| a * b).sum();
-        w.iter().zip(&g).map(|(wi, gi)| gi * wi / sigma).sum()
+        av.iter().zip(&u).map(|(a, b)| a * b).sum()
+    };
+    let sigma0 = sigma_of(&w);
+    let (c, clamp) = match target {
+        None => (1.0, false),
+        Some((c, clamp, relative)) => (if relative { c * sigma0 } else { c }, clamp),
+    };
+    let conv = if target.is_some() {
+        let config = SpectralNormConfig::new()
+            .with_target_bound(c)
+            .with_clamp(clamp);
+        let conv = set_power_iteration(
+            spectral_norm_conv(&layer, vec![5, 5], &config).unwrap(),
+            false,
+        );
+        let state = conv.weight.reparameterization::<SpectralNorm>().unwrap();
+        state
+            .set_vectors(
+                f64_tensor(u.clone(), [u.len()], &device),
+                f64_tensor(v.clone(), [v.len()], &device),
+            )
+            .unwrap();
+        conv
+    } else {
+        conv
+    };
+    let loss = |w: &[f64]| -> f64 {
+        let sigma = sigma_of(w);
+        let scale = if clamp {
+            1.0 / (sigma / c).max(1.0)
+        } else {
+            c / sigma
+        };
+        w.iter().zip(&g).map(|(wi, gi)| gi * wi).sum::<f64>() * scale
     };
     let h = 1e-6;
     let numeric: Vec<f64> = (0..w.len())
@@ -401,7 +449,10 @@ fn operator_mode_gradient_matches_finite_differences() {
     let analytic = values(conv.weight.base().grad(&grads).unwrap());
     let scale = numeric.iter().fold(0f64, |m, x| m.max(x.abs()));
     for (i, (a, n)) in analytic.iter().zip(&numeric).enumerate() {
-        assert!((a - n).abs() <= 1e-6 * scale, "dW[{i}]: {a} vs {n}");
+        assert!(
+            (a - n).abs() <= 1e-6 * scale,
+            "{target:?} dW[{i}]: {a} vs {n}"
+        );
     }
 }
 
