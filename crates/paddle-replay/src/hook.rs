@@ -119,6 +119,8 @@ fn replay_steps<L: Module + Forward, const P: usize>(
         target_bound: 1.0,
         clamp: false,
         learned_scale: false,
+        convergence_tolerance: None,
+        max_power_iterations: 100,
     };
     let mut layer = spectral_norm(&layer, &config)?;
     {

@@ -164,6 +164,9 @@ fn attach<M: Module>(
             clamp: config.clamp,
         },
         learned_scale: config.learned_scale,
+        convergence: config
+            .convergence_tolerance
+            .map(|tolerance| (tolerance, config.max_power_iterations)),
     })
 }
 
@@ -188,6 +191,14 @@ fn validate<M: Module>(
         .ok_or(SpectralNormError::ZeroPowerIterations)?;
     if !(config.eps.is_finite() && config.eps > 0.0) {
         return Err(SpectralNormError::InvalidEps { eps: config.eps });
+    }
+    if let Some(tolerance) = config.convergence_tolerance {
+        if !(tolerance.is_finite() && tolerance > 0.0) {
+            return Err(SpectralNormError::InvalidTolerance { tolerance });
+        }
+        if config.max_power_iterations == 0 {
+            return Err(SpectralNormError::ZeroMaxIterations);
+        }
     }
     if !(config.target_bound.is_finite() && config.target_bound > 0.0) {
         return Err(SpectralNormError::InvalidTargetBound {
@@ -311,6 +322,7 @@ struct Attach<'a> {
     warmup: usize,
     target: NormTarget,
     learned_scale: bool,
+    convergence: Option<(f64, usize)>,
 }
 
 impl Reparameterizer for Attach<'_> {
@@ -352,7 +364,8 @@ impl Reparameterizer for Attach<'_> {
                 let one = Tensor::<1>::ones([1], (&base.device(), base.dtype()));
                 Param::from_tensor(one)
             }),
-        );
+        )
+        .with_convergence(self.convergence);
         (param, Some(state))
     }
 }

@@ -74,6 +74,16 @@ pub struct SpectralNormConfig {
     /// `<param>.spectral_norm.gamma`); `remove_spectral_norm` bakes it in.
     #[config(default = false)]
     pub learned_scale: bool,
+    /// Iterate each training use until σ's relative change over one step is at most this
+    /// (after at least `n_power_iterations` steps, at most `max_power_iterations` in all
+    /// unless `n_power_iterations` is more),
+    /// as deel-lip's `eps_spectral`; `None`, the default, runs exactly `n_power_iterations`.
+    /// The steps taken are reported by [`SpectralNorm::last_steps`](crate::SpectralNorm::last_steps).
+    pub convergence_tolerance: Option<f64>,
+    /// The cap on steps per use under `convergence_tolerance` (deel-lip's
+    /// `maxiter_spectral`).
+    #[config(default = 100)]
+    pub max_power_iterations: usize,
 }
 
 impl SpectralNormConfig {

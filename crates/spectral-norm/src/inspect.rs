@@ -23,6 +23,8 @@ pub struct SpectralNormSnapshot<const D: usize> {
     pub dim: Option<usize>,
     /// The convolution whose norm σ is (operator mode; `None` in matrix-view mode).
     pub operator: Option<ConvOperator>,
+    /// Power-iteration steps the last training use took (0 before the first).
+    pub last_steps: usize,
 }
 
 /// Reads the spectral-norm state of `param`, or `None` when it has none. Nothing changes: the
@@ -53,5 +55,6 @@ pub fn inspect<const D: usize>(param: &Param<Tensor<D>>) -> Option<SpectralNormS
         weight: normalized,
         dim: state.dim(),
         operator: state.operator().cloned(),
+        last_steps: state.last_steps(),
     })
 }

@@ -63,6 +63,12 @@ pub struct SpectralNorm {
     /// A learned scale γ (`[1]`): the used weight is γ times the normalized one. Trained by
     /// the optimizer and saved as `<param>.spectral_norm.gamma`; absent by default.
     gamma: Option<Param<Tensor<1>>>,
+    /// Iterate until σ's relative change is at most `.0`, in at most `.1` steps per use.
+    #[module(skip)]
+    convergence: Option<(f64, usize)>,
+    /// Steps the last training use took (shared by clones, as the vectors are).
+    #[module(skip)]
+    last_steps: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Memory kept between uses (not saved).
     scratch: Scratch,
 }
@@ -117,6 +123,23 @@ impl SpectralNorm {
         }
     }
 
+    /// With a convergence tolerance (and a cap on the steps).
+    pub(crate) fn with_convergence(mut self, convergence: Option<(f64, usize)>) -> Self {
+        self.convergence = convergence;
+        self
+    }
+
+    /// Power-iteration steps the last training use took (0 before the first): always
+    /// `n_power_iterations` without a convergence tolerance.
+    pub fn last_steps(&self) -> usize {
+        self.last_steps.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The convergence tolerance and step cap, if set.
+    pub fn convergence(&self) -> Option<(f64, usize)> {
+        self.convergence
+    }
+
     /// The learned scale γ, if there is one.
     pub fn gamma(&self) -> Option<f64> {
         self.gamma
@@ -133,6 +156,8 @@ impl SpectralNorm {
         gamma: Option<Param<Tensor<1>>>,
     ) -> Self {
         Self {
+            convergence: None,
+            last_steps: Default::default(),
             target,
             gamma,
             u: Buffer::new(u),
@@ -265,16 +290,41 @@ impl SpectralNorm {
     fn advance<const D: usize>(&self, base: &Tensor<D>) -> Estimate {
         let constant = base.clone().without_autodiff();
         self.u.update(|stored_u| {
-            let estimate = self.estimator.iterate(
-                &constant,
-                stored_u.clone(),
-                self.n_power_iterations,
-                self.eps,
-            );
+            let (estimate, steps) = self.iterate(&constant, stored_u.clone());
+            self.last_steps
+                .store(steps, std::sync::atomic::Ordering::Relaxed);
             self.v.set(estimate.v.clone());
             *stored_u = estimate.u.clone();
             estimate
         })
+    }
+
+    /// `n_power_iterations` steps from `u`; with a tolerance, then one more at a time until
+    /// σ's relative change over a step is within it or the cap is reached. Returns the
+    /// estimate and the steps taken.
+    fn iterate<const D: usize>(&self, weight: &Tensor<D>, u: Tensor<1>) -> (Estimate, usize) {
+        let n = self.n_power_iterations;
+        let mut estimate = self.estimator.iterate(weight, u, n, self.eps);
+        let Some((tolerance, cap)) = self.convergence else {
+            return (estimate, n.get());
+        };
+        let mut sigma = self.sigma_of(weight, &estimate);
+        let mut steps = n.get();
+        while steps < cap {
+            let next =
+                self.estimator
+                    .iterate(weight, estimate.u.clone(), NonZeroUsize::MIN, self.eps);
+            let next_sigma = self.sigma_of(weight, &next);
+            steps += 1;
+            estimate = next;
+            let change = (next_sigma - sigma).abs();
+            sigma = next_sigma;
+            if change <= tolerance * sigma.abs() {
+                break;
+            }
+        }
+        estimate.sigma = Some(sigma);
+        (estimate, steps)
     }
 
     /// `W / σ` for a training-device use, written into kept storage where it can be.

@@ -564,3 +564,63 @@ impl ModuleVisitor for GammaGrad<'_> {
         }
     }
 }
+
+/// A convergence tolerance iterates each training use until σ's relative change is within it
+/// (σ then matches the SVD), capped; without one a use takes exactly `n_power_iterations`
+/// steps; `inspect` reports the steps; bad values are typed errors.
+#[test]
+fn a_convergence_tolerance_iterates_until_sigma_settles() {
+    use spectral_norm::SpectralNormError;
+    let device = device();
+    let values_w = pseudo_random(12 * 10, 41);
+    let svd = top_singular_value(&matrix_view(&values_w, &[12, 10], 1));
+    let layer = Linear {
+        weight: Param::from_tensor(f64_tensor(values_w, [12, 10], &device)),
+        bias: None,
+    };
+    let use_once = |config: SpectralNormConfig| {
+        let layer = spectral_norm(&layer, &config).unwrap();
+        assert_eq!(inspect(&layer.weight).unwrap().last_steps, 0);
+        let _ = layer.weight.val();
+        inspect(&layer.weight).unwrap()
+    };
+    let plain = use_once(SpectralNormConfig::new().with_n_power_iterations(2));
+    assert_eq!(plain.last_steps, 2);
+    let converged = use_once(
+        SpectralNormConfig::new()
+            .with_convergence_tolerance(Some(1e-12))
+            .with_max_power_iterations(10_000),
+    );
+    assert!(
+        converged.last_steps > 2 && converged.last_steps < 10_000,
+        "{}",
+        converged.last_steps
+    );
+    assert!(
+        (converged.sigma - svd).abs() <= 1e-6 * svd,
+        "{} vs {svd}",
+        converged.sigma
+    );
+    let capped = use_once(
+        SpectralNormConfig::new()
+            .with_convergence_tolerance(Some(1e-15))
+            .with_max_power_iterations(3),
+    );
+    assert_eq!(capped.last_steps, 3);
+    for (tolerance, cap) in [(f64::NAN, 10), (0.0, 10), (-1.0, 10)] {
+        let config = SpectralNormConfig::new()
+            .with_convergence_tolerance(Some(tolerance))
+            .with_max_power_iterations(cap);
+        assert!(matches!(
+            spectral_norm(&layer, &config),
+            Err(SpectralNormError::InvalidTolerance { .. })
+        ));
+    }
+    let config = SpectralNormConfig::new()
+        .with_convergence_tolerance(Some(1e-6))
+        .with_max_power_iterations(0);
+    assert!(matches!(
+        spectral_norm(&layer, &config),
+        Err(SpectralNormError::ZeroMaxIterations)
+    ));
+}
