@@ -473,11 +473,7 @@ fn warm_up_iterations_run_at_attach() {
     let values: Vec<f64> = (0..16 * 12)
         .map(|i| 3.0 * a[i / 12] * b[i % 12] + 0.01 * noise[i])
         .collect();
-    let svd = top_singular_value(&matrix_view(&values, &[16, 12], 1));
-    let layer = Linear {
-        weight: Param::from_tensor(f64_tensor(values, [16, 12], &device)),
-        bias: None,
-    };
+    let (layer, svd) = fixed_linear(values, [16, 12], &device);
     let sigma_at_attach = |config: SpectralNormConfig| {
         let layer = spectral_norm(&layer, &config).unwrap();
         let state = layer.weight.reparameterization::<SpectralNorm>().unwrap();
@@ -572,12 +568,7 @@ impl ModuleVisitor for GammaGrad<'_> {
 fn a_convergence_tolerance_iterates_until_sigma_settles() {
     use spectral_norm::SpectralNormError;
     let device = device();
-    let values_w = pseudo_random(12 * 10, 41);
-    let svd = top_singular_value(&matrix_view(&values_w, &[12, 10], 1));
-    let layer = Linear {
-        weight: Param::from_tensor(f64_tensor(values_w, [12, 10], &device)),
-        bias: None,
-    };
+    let (layer, svd) = fixed_linear(pseudo_random(12 * 10, 41), [12, 10], &device);
     let use_once = |config: SpectralNormConfig| {
         let layer = spectral_norm(&layer, &config).unwrap();
         assert_eq!(inspect(&layer.weight).unwrap().last_steps, 0);
@@ -623,4 +614,15 @@ fn a_convergence_tolerance_iterates_until_sigma_settles() {
         spectral_norm(&layer, &config),
         Err(SpectralNormError::ZeroMaxIterations)
     ));
+}
+
+/// A bias-free f64 Linear layer with these weights (`[in, out]`) and its top singular value
+/// by the SVD.
+fn fixed_linear(values: Vec<f64>, shape: [usize; 2], device: &Device) -> (Linear, f64) {
+    let svd = top_singular_value(&matrix_view(&values, &shape, 1));
+    let layer = Linear {
+        weight: Param::from_tensor(f64_tensor(values, shape, device)),
+        bias: None,
+    };
+    (layer, svd)
 }
