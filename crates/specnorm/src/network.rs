@@ -277,8 +277,78 @@ fn add_conv<const D: usize>(
     Ok((estimate.sigma, bound))
 }
 
+/// One layer of `network` placed on the weights of `tensors`, before anything is measured.
+struct Step<'a> {
+    layer: &'a Layer,
+    /// The spectral-norm keys of a normalized weight.
+    entry: Option<&'a Normalized>,
+    /// The stored weight, for a weight layer.
+    weight: Option<&'a NamedTensor>,
+    /// A convolution's geometry on the input it receives.
+    operator: Option<ConvOperator>,
+    /// What the stack gives this layer.
+    input: Vec<usize>,
+    /// What this layer gives the next.
+    output: Vec<usize>,
+}
+
+/// The layers of `network` in order with their weights, geometry and shapes: cheap (no norm
+/// is computed), so `bake` and `report` share it.
+fn plan<'a>(
+    tensors: &'a BTreeMap<String, NamedTensor>,
+    sn: &'a [Normalized],
+    network: &'a Network,
+    file: &str,
+) -> Result<Vec<Step<'a>>> {
+    let mut input = network.input.clone();
+    let mut steps = Vec::new();
+    for layer in &network.layers {
+        let mut step = Step {
+            layer,
+            entry: None,
+            weight: None,
+            operator: None,
+            input: input.clone(),
+            output: Vec::new(),
+        };
+        match layer {
+            Layer::Lipschitz { output, .. } => step.output = output.clone(),
+            Layer::Weight { key, conv } => {
+                let where_ = format!("{file}: {}", escaped(key));
+                step.entry = entry_of(sn, key);
+                let stored = step.entry.map_or(key.as_str(), |n| n.weight.as_str());
+                let weight = tensors
+                    .get(stored)
+                    .ok_or_else(|| anyhow!("{where_}: no such weight"))?;
+                step.weight = Some(weight);
+                step.output = match weight.shape.as_slice() {
+                    // Burn's and Paddle's layout is [in, out], PyTorch's [out, in].
+                    [a, b] if *a == input.iter().product::<usize>() => vec![*b],
+                    [a, b] if *b == input.iter().product::<usize>() => vec![*a],
+                    [_, _] => bail!("{where_}: shape {:?} does not take {input:?}", weight.shape),
+                    shape if (3..=5).contains(&shape.len()) => {
+                        let op = conv.operator(input.get(1..).unwrap_or_default().to_vec());
+                        let output = op
+                            .output_shape(shape)
+                            .map_err(|e| anyhow!("{where_}: {e}"))?;
+                        step.operator = Some(op);
+                        output
+                    }
+                    shape => bail!(
+                        "{where_}: rank {}; a layer weight has rank 2 to 5",
+                        shape.len()
+                    ),
+                };
+            }
+        }
+        input = step.output.clone();
+        steps.push(step);
+    }
+    Ok(steps)
+}
+
 /// Walks `network` over the weights of `tensors`: every layer's estimate and certified bound
-/// (of the weight the layer uses: `W / σ` when normalized) and the product of the bounds.
+/// (of the weight the layer uses: `γ · W / σ` when normalized) and the product of the bounds.
 ///
 /// # Errors
 ///
@@ -292,15 +362,11 @@ pub fn report(
     let sn = normalized(tensors);
     let mut stack = FeedForwardBound::new(network.input.clone());
     let mut rows = Vec::new();
-    for layer in &network.layers {
-        let (key, conv) = match layer {
-            Layer::Lipschitz {
-                name,
-                constant,
-                output,
-            } => {
+    for step in plan(tensors, &sn, network, file)? {
+        let (key, weight) = match (step.layer, step.weight) {
+            (Layer::Lipschitz { name, constant, .. }, _) => {
                 stack
-                    .lipschitz(name, *constant, output.clone())
+                    .lipschitz(name, *constant, step.output.clone())
                     .map_err(|e| anyhow!("{file}: {e}"))?;
                 rows.push(LayerReport {
                     name: name.clone(),
@@ -309,27 +375,18 @@ pub fn report(
                     operator: None,
                     estimate: *constant,
                     bound: *constant,
-                    output: output.clone(),
+                    output: step.output,
                 });
                 continue;
             }
-            Layer::Weight { key, conv } => (key, conv),
+            (Layer::Weight { key, .. }, Some(weight)) => (key, weight),
+            (Layer::Weight { .. }, None) => unreachable!("plan finds every weight"),
         };
         let where_ = format!("{file}: {}", escaped(key));
-        let entry = entry_of(&sn, key);
-        let stored = entry.map_or(key.as_str(), |n| n.weight.as_str());
-        let mut weight = tensors
-            .get(stored)
-            .ok_or_else(|| anyhow!("{where_}: no such weight"))?
-            .clone();
-        let rank = weight.shape.len();
-        let gives = stack.output().to_vec();
-        let operator = (3..=5)
-            .contains(&rank)
-            .then(|| conv.operator(gives.get(1..).unwrap_or_default().to_vec()));
-        if let Some(entry) = entry {
+        let mut weight = weight.clone();
+        if let Some(entry) = step.entry {
             let (u, v) = (&tensors[&entry.u], &tensors[&entry.v]);
-            let sigma = sigma_used(&where_, &weight, u, v, operator.as_ref())?;
+            let sigma = sigma_used(&where_, &weight, u, v, step.operator.as_ref())?;
             let gamma = gamma_of(tensors, entry, &where_)?;
             weight
                 .values
@@ -337,12 +394,10 @@ pub fn report(
                 .for_each(|x| *x = *x / sigma * gamma);
         }
         let fail = |e: spectral_norm::SpectralNormError| anyhow!("{where_}: {e}");
-        let (estimate, bound) = match (rank, &operator) {
+        let (estimate, bound) = match (weight.shape.len(), &step.operator) {
             (2, _) => {
-                // Burn's and Paddle's layout is [in, out], PyTorch's [out, in].
-                let features: usize = gives.iter().product();
                 let mut matrix = flex::<2>(&weight);
-                if weight.shape[0] != features && weight.shape[1] == features {
+                if weight.shape[0] != step.input.iter().product::<usize>() {
                     matrix = matrix.transpose();
                 }
                 let estimate = spectral_norm_of(&where_, &weight, 0)?.value;
@@ -352,13 +407,17 @@ pub fn report(
             (3, Some(op)) => add_conv(&mut stack, key, flex::<3>(&weight), op).map_err(fail)?,
             (4, Some(op)) => add_conv(&mut stack, key, flex::<4>(&weight), op).map_err(fail)?,
             (5, Some(op)) => add_conv(&mut stack, key, flex::<5>(&weight), op).map_err(fail)?,
-            _ => bail!("{where_}: rank {rank}; a layer weight has rank 2 to 5"),
+            _ => unreachable!("plan admits ranks 2 to 5 only"),
         };
         rows.push(LayerReport {
             name: key.clone(),
-            kind: if rank == 2 { "linear" } else { "conv" },
-            normalized: entry.is_some(),
-            operator,
+            kind: if weight.shape.len() == 2 {
+                "linear"
+            } else {
+                "conv"
+            },
+            normalized: step.entry.is_some(),
+            operator: step.operator,
             estimate,
             bound,
             output: stack.output().to_vec(),
@@ -368,23 +427,25 @@ pub fn report(
 }
 
 /// The geometry of every convolution of `network` by its stored key: what `bake` needs for
-/// operator-mode weights.
+/// operator-mode weights (no norm is computed).
 ///
 /// # Errors
 ///
-/// As [`report`].
+/// A missing key, or a layer whose weight does not fit the shape it receives.
 pub fn operators(
     tensors: &BTreeMap<String, NamedTensor>,
     network: &Network,
     file: &str,
 ) -> Result<BTreeMap<String, ConvOperator>> {
     let sn = normalized(tensors);
-    let (rows, _) = report(tensors, network, file)?;
-    Ok(rows
+    Ok(plan(tensors, &sn, network, file)?
         .into_iter()
-        .filter_map(|row| {
-            let stored = entry_of(&sn, &row.name).map_or(row.name.clone(), |n| n.weight.clone());
-            row.operator.map(|op| (stored, op))
+        .filter_map(|step| {
+            let stored = match step.layer {
+                Layer::Weight { key, .. } => step.entry.map_or(key.clone(), |n| n.weight.clone()),
+                Layer::Lipschitz { .. } => return None,
+            };
+            step.operator.map(|op| (stored, op))
         })
         .collect())
 }

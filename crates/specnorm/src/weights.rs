@@ -121,6 +121,7 @@ pub fn rows(tensors: &BTreeMap<String, NamedTensor>, file: &str) -> Result<Vec<R
         let dim = axis_of(&key, weight, u, v)?;
         let sigma = spectral_norm_of(&key, weight, dim)?;
         let sigma_uv = sigma_of_vectors(&key, weight, u, v, dim)?;
+        let gamma = gamma_of(tensors, entry, &key)?;
         rows.push(Row {
             key: entry.weight.clone(),
             shape: weight.shape.clone(),
@@ -128,12 +129,8 @@ pub fn rows(tensors: &BTreeMap<String, NamedTensor>, file: &str) -> Result<Vec<R
             dim,
             sigma,
             sigma_uv: Some(sigma_uv),
-            sigma_used: sigma.value / sigma_uv.abs() * gamma_of(tensors, entry, &key)?.abs(),
-            gamma: entry
-                .gamma
-                .is_some()
-                .then(|| gamma_of(tensors, entry, &key))
-                .transpose()?,
+            sigma_used: sigma.value / sigma_uv.abs() * gamma.abs(),
+            gamma: entry.gamma.is_some().then_some(gamma),
         });
     }
     let state: Vec<&String> = sn.iter().flat_map(|n| [&n.weight, &n.u, &n.v]).collect();

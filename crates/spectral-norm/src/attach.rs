@@ -364,8 +364,8 @@ impl Reparameterizer for Attach<'_> {
                 let one = Tensor::<1>::ones([1], (&base.device(), base.dtype()));
                 Param::from_tensor(one)
             }),
-        )
-        .with_convergence(self.convergence);
+            self.convergence,
+        );
         (param, Some(state))
     }
 }

@@ -44,6 +44,7 @@ fn state(shape: &[usize], dim: usize, n: usize, dtype: DType, device: &Device) -
         1e-12,
         crate::target::NormTarget::PADDLE,
         None,
+        None,
     )
 }
 

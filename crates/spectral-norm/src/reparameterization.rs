@@ -123,12 +123,6 @@ impl SpectralNorm {
         }
     }
 
-    /// With a convergence tolerance (and a cap on the steps).
-    pub(crate) fn with_convergence(mut self, convergence: Option<(f64, usize)>) -> Self {
-        self.convergence = convergence;
-        self
-    }
-
     /// Power-iteration steps the last training use took (0 before the first): always
     /// `n_power_iterations` without a convergence tolerance.
     pub fn last_steps(&self) -> usize {
@@ -146,6 +140,7 @@ impl SpectralNorm {
             .as_ref()
             .map(|gamma| gamma.val().into_scalar::<f64>())
     }
+
     /// Fresh state for `estimator` from start vectors `u` and `v` (gradient tracking removed).
     pub(crate) fn new(
         estimator: Estimator,
@@ -154,9 +149,10 @@ impl SpectralNorm {
         eps: f64,
         target: NormTarget,
         gamma: Option<Param<Tensor<1>>>,
+        convergence: Option<(f64, usize)>,
     ) -> Self {
         Self {
-            convergence: None,
+            convergence,
             last_steps: Default::default(),
             target,
             gamma,
