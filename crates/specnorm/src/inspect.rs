@@ -144,13 +144,16 @@ pub fn reports(
         return Ok((weights::rows(&tensors, &name)?, None));
     };
     let layers = network::report(&tensors, network, &name)?;
+    // Only the network's convolutions leave the matrix rows: an operator-mode weight the
+    // network does not name is still refused there, naming it, not dropped unseen.
+    let convs = network::operators(&tensors, network, &name)?;
     for entry in weights::normalized(&tensors) {
         let (w, u, v) = (
             &tensors[&entry.weight],
             &tensors[&entry.u],
             &tensors[&entry.v],
         );
-        if weights::axis_of("", w, u, v).is_err() {
+        if convs.contains_key(&entry.weight) && weights::axis_of("", w, u, v).is_err() {
             for key in [&entry.weight, &entry.u, &entry.v] {
                 tensors.remove(key);
             }
@@ -325,6 +328,14 @@ mod tests {
         assert_eq!(layers.len(), 2);
         assert!(layers[0].normalized && layers[0].kind == "conv");
         assert_eq!(bound, layers[0].bound * layers[1].bound);
+        // A network that does not name the operator-mode weight leaves it refused.
+        let without =
+            Network::parse(r#"{"input": [48], "layers": [{"key": "fc.weight"}]}"#).unwrap();
+        let error = format!("{:#}", reports(&file, Some(&without)).unwrap_err());
+        assert!(
+            error.contains("c.weight") && error.contains("do not fit"),
+            "{error}"
+        );
         let table = network_table(&layers, bound);
         assert!(table.contains("c.weight") && table.contains("Certified Lipschitz bound"));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -93,9 +93,9 @@ pub fn conv_operator_bound<const D: usize>(
             let geometry = Circular::new(&dims, &input_size, &padding, operator, wider);
             (0..operator.groups)
                 .map(|group| geometry.norm(&values, group * per_group..(group + 1) * per_group))
-                .fold(0.0, f64::max)
+                .fold(0.0, largest)
         })
-        .fold(f64::INFINITY, f64::min);
+        .fold(f64::INFINITY, |a, b| if b.is_nan() { b } else { a.min(b) });
     Ok(norm * (1.0 + ROUNDING_MARGIN))
 }
 
@@ -209,14 +209,14 @@ impl Circular {
                     scope.spawn(move || {
                         part.iter()
                             .map(|f| certified_largest(&self.symbol(values, rows.clone(), f)))
-                            .fold(0.0, f64::max)
+                            .fold(0.0, largest)
                     })
                 })
                 .collect();
             workers
                 .into_iter()
                 .map(|w| w.join().unwrap_or(f64::NAN))
-                .fold(0.0, f64::max)
+                .fold(0.0, largest)
         })
     }
 
@@ -304,6 +304,16 @@ fn gram_of_rows(m: &DMatrix<Complex<f64>>) -> DMatrix<Complex<f64>> {
     real.zip_map(&imaginary, Complex::new)
 }
 
+/// The larger of two values, NaN if either is: `f64::max` would drop a NaN, and with it the
+/// frequency (or group) that made the bound non-finite.
+fn largest(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
 /// Every multi-index of a grid of these sizes, last axis fastest.
 fn grid(sizes: &[usize]) -> Vec<Vec<usize>> {
     let mut all = vec![Vec::new()];
@@ -344,6 +354,21 @@ mod tests {
                 bound >= svd && bound <= svd * (1.0 + 1e-9) + 1e-300,
                 "{bound} vs {svd}"
             );
+        }
+    }
+
+    /// A NaN or infinite weight gives a NaN or infinite bound, never a finite one that would
+    /// certify nothing.
+    #[test]
+    fn non_finite_weights_give_a_non_finite_bound() {
+        let device = Device::flex();
+        let op = ConvOperator::conv(vec![6, 6]).with_padding(vec![(1, 1); 2]);
+        for bad in [f64::NAN, f64::INFINITY] {
+            let mut values = vec![0.5; 2 * 2 * 9];
+            values[7] = bad;
+            let weight = Tensor::<4>::from_data(TensorData::new(values, [2, 2, 3, 3]), &device);
+            let bound = conv_operator_bound(weight, &op).unwrap();
+            assert!(!bound.is_finite(), "{bad}: {bound}");
         }
     }
 
