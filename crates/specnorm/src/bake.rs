@@ -79,6 +79,7 @@ mod tests {
     use super::*;
     use crate::test_fixtures::{FILES, expected, fixture, scratch};
     use specnorm::weights::normalized;
+    use spectral_norm::format::FloatDtype;
 
     #[test]
     fn baked_weights_are_the_frameworks_eval_weights() {
@@ -98,6 +99,16 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The eval weight numpy recorded for one weight of `expected.json`, flattened.
+    fn used(reference: &serde_json::Value) -> Vec<f64> {
+        reference["used"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    }
+
     /// `baked` holds each framework's eval weight (`expected.json`) under the plain key, and
     /// no u or v.
     fn check_baked(
@@ -113,12 +124,7 @@ mod tests {
                 .unwrap()
                 .plain;
             let got = &baked[&plain].values;
-            let want: Vec<f64> = reference["used"]["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect();
+            let want = used(reference);
             assert_eq!(got.len(), want.len(), "{file} {plain}");
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - w).abs() < 1e-6, "{file} {plain}: {g} vs {w}");
@@ -126,6 +132,59 @@ mod tests {
         }
         assert!(normalized(baked).is_empty());
         assert_eq!(baked.len(), 6, "{file}: fc, conv, head weights and biases");
+    }
+
+    /// A half-precision checkpoint (Paddle's, every tensor rounded to f16 or bf16): inspect
+    /// reads its dtype and σ, and bake writes the eval weights back in that dtype, equal to
+    /// Paddle's f32 eval weights within what the rounding of W, u and v moves them.
+    #[test]
+    fn half_checkpoints_inspect_and_bake_in_their_own_dtype() {
+        let dir = scratch("bake-half");
+        let expected = expected();
+        for (dtype, spacing) in [
+            (FloatDtype::F16, 2f64.powi(-11)),
+            (FloatDtype::BF16, 2f64.powi(-8)),
+        ] {
+            let mut tensors = tensors::read(&fixture("paddle.safetensors")).unwrap();
+            for tensor in tensors.values_mut() {
+                tensor.dtype = dtype;
+            }
+            let input = dir.join(format!("{dtype:?}.safetensors"));
+            tensors::write(&input, &tensors).unwrap();
+            let rows = specnorm::weights::rows(&tensors::read(&input).unwrap(), "half").unwrap();
+            for (key, reference) in expected["paddle"]["weights"].as_object().unwrap() {
+                let row = rows.iter().find(|r| &r.key == key).unwrap();
+                assert_eq!(row.dtype, dtype);
+                let sigma = reference["sigma"].as_f64().unwrap();
+                assert!(
+                    (row.sigma.value - sigma).abs() <= 8.0 * spacing * sigma,
+                    "{key}"
+                );
+            }
+
+            let output = dir.join(format!("{dtype:?}.baked.safetensors"));
+            let args = BakeArgs {
+                input,
+                output: output.clone(),
+                network: None,
+            };
+            assert_eq!(run(&args).unwrap(), 2);
+            let baked = tensors::read(&output).unwrap();
+            for (key, reference) in expected["paddle"]["weights"].as_object().unwrap() {
+                let plain = key.trim_end_matches("_orig");
+                let got = &baked[plain];
+                assert_eq!(got.dtype, dtype, "{plain}");
+                let want = used(reference);
+                let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
+                for (g, w) in got.values.iter().zip(&want) {
+                    assert!(
+                        (g - w).abs() <= 16.0 * spacing * scale,
+                        "{dtype:?} {plain}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -51,7 +51,9 @@ fn to_json(row: &Row) -> serde_json::Value {
         Method::PowerIteration { iterations, .. } => Some(iterations),
         _ => None,
     };
-    json!({"key": row.key, "shape": row.shape, "spectral_norm": row.normalized, "dim": row.dim,
+    json!({"key": row.key, "shape": row.shape,
+           "dtype": format!("{:?}", row.dtype).to_lowercase(),
+           "spectral_norm": row.normalized, "dim": row.dim,
            "sigma": row.sigma.value, "sigma_method": row.sigma.method_name(),
            "sigma_tolerance": row.sigma.tolerance(), "power_iterations": iterations,
            "sigma_uv": row.sigma_uv, "sigma_uv_relative_error": relative_error(row),
@@ -66,17 +68,27 @@ fn table(file: &std::path::Path, rows: &[Row], bound: f64) -> String {
     let _ = writeln!(out, "{}", escaped(&file.display().to_string()));
     let _ = writeln!(
         out,
-        "{:<44} {:<16} {:>3} {:>4} {:>12} {:<11} {:>12} {:>9} {:>10}",
-        "weight", "shape", "SN", "dim", "σ(W)", "method", "σ from u,v", "rel err", "σ used"
+        "{:<44} {:<16} {:<5} {:>3} {:>4} {:>12} {:<11} {:>12} {:>9} {:>10}",
+        "weight",
+        "shape",
+        "dtype",
+        "SN",
+        "dim",
+        "σ(W)",
+        "method",
+        "σ from u,v",
+        "rel err",
+        "σ used"
     );
     for r in rows {
         let uv = r.sigma_uv.map_or("-".into(), |s| format!("{s:.6}"));
         let err = relative_error(r).map_or("-".into(), |e| format!("{e:.2e}"));
         let _ = writeln!(
             out,
-            "{:<44} {:<16} {:>3} {:>4} {:>12.6} {:<11} {:>12} {:>9} {:>10.6}",
+            "{:<44} {:<16} {:<5} {:>3} {:>4} {:>12.6} {:<11} {:>12} {:>9} {:>10.6}",
             escaped(&r.key),
             format!("{:?}", r.shape),
+            format!("{:?}", r.dtype).to_lowercase(),
             if r.normalized { "yes" } else { "no" },
             r.dim,
             r.sigma.value,

@@ -27,7 +27,7 @@ pub struct NamedTensor {
     pub shape: Vec<usize>,
     /// Values, row-major.
     pub values: Vec<f64>,
-    /// The dtype in the file (`F32`, `F64`), kept when writing back.
+    /// The dtype in the file, kept when writing back.
     pub dtype: FloatDtype,
 }
 
@@ -36,7 +36,7 @@ pub struct NamedTensor {
 /// # Errors
 ///
 /// A one-line error naming the file (and the key, where one is at fault) for a file that
-/// cannot be read, is not of its extension's format, or holds no float32 or float64 tensor.
+/// cannot be read, is not of its extension's format, or holds no float tensor.
 pub fn read(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
     let tensors = match FileFormat::of(path) {
         Some(FileFormat::Safetensors) => read_safetensors(path),
@@ -50,10 +50,7 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
         ),
     }?;
     if tensors.is_empty() {
-        bail!(
-            "{}: holds no float32 or float64 tensor to read",
-            path.display()
-        );
+        bail!("{}: holds no float tensor to read", path.display());
     }
     Ok(tensors)
 }
@@ -68,13 +65,7 @@ fn decode(path: &Path, key: &str, dtype: FloatDtype, bytes: &[u8]) -> Result<Vec
             bytes.len()
         );
     }
-    Ok(bytes
-        .chunks_exact(width)
-        .map(|b| match dtype {
-            FloatDtype::F32 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            FloatDtype::F64 => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-        })
-        .collect())
+    Ok(bytes.chunks_exact(width).map(|b| dtype.decode(b)).collect())
 }
 
 /// A tensor from a file's `shape`, `dtype` and element bytes, checked to fit each other.
@@ -111,7 +102,7 @@ fn read_safetensors(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
         .map(|(key, view)| {
             let Some(dtype) = FloatDtype::from_safetensors(view.dtype()) else {
                 bail!(
-                    "{}: {}: dtype {:?} is not supported (F32, F64)",
+                    "{}: {}: dtype {:?} is not supported (F16, BF16, F32, F64)",
                     path.display(),
                     escaped(&key),
                     view.dtype()
@@ -165,10 +156,12 @@ fn read_pytorch(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
         .iter()
         .map(|(key, tensor)| {
             let dtype = match tensor.dtype() {
+                pytorch_reader::DType::F16 => FloatDtype::F16,
+                pytorch_reader::DType::BF16 => FloatDtype::BF16,
                 pytorch_reader::DType::F32 => FloatDtype::F32,
                 pytorch_reader::DType::F64 => FloatDtype::F64,
                 other => bail!(
-                    "{}: {}: dtype {other:?} is not supported (F32, F64)",
+                    "{}: {}: dtype {other:?} is not supported (F16, BF16, F32, F64)",
                     path.display(),
                     escaped(key)
                 ),
@@ -205,14 +198,12 @@ fn read_burnpack(path: &Path) -> Result<BTreeMap<String, NamedTensor>> {
         .into_iter()
         .map(|tensor| {
             let (key, dtype, shape, _, bytes) = tensor.into_parts().with_context(unreadable)?;
-            let dtype = match dtype {
-                burn_pack::DType::F32 => FloatDtype::F32,
-                burn_pack::DType::F64 => FloatDtype::F64,
-                other => bail!(
-                    "{}: {}: dtype {other:?} is not supported (F32, F64)",
+            let Some(dtype) = FloatDtype::from_burn(dtype) else {
+                bail!(
+                    "{}: {}: dtype {dtype:?} is not supported (F16, BF16, F32, F64)",
                     path.display(),
                     escaped(&key)
-                ),
+                );
             };
             let tensor = named(path, &key, shape.to_vec(), dtype, &bytes)?;
             Ok((key, tensor))
@@ -244,18 +235,11 @@ impl View for &Encoded {
 
 /// The little-endian element bytes of `tensor` in its dtype.
 fn element_bytes(tensor: &NamedTensor) -> Vec<u8> {
-    match tensor.dtype {
-        FloatDtype::F32 => tensor
-            .values
-            .iter()
-            .flat_map(|&x| (x as f32).to_le_bytes())
-            .collect(),
-        FloatDtype::F64 => tensor
-            .values
-            .iter()
-            .flat_map(|&x| x.to_le_bytes())
-            .collect(),
+    let mut bytes = Vec::with_capacity(tensor.values.len() * tensor.dtype.size());
+    for &x in &tensor.values {
+        tensor.dtype.encode(x, &mut bytes);
     }
+    bytes
 }
 
 fn encode_safetensors(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>> {
@@ -300,10 +284,7 @@ fn encode_burnpack(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>> {
     let packed = tensors
         .iter()
         .map(|(key, t)| {
-            let dtype = match t.dtype {
-                FloatDtype::F32 => burn_pack::DType::F32,
-                FloatDtype::F64 => burn_pack::DType::F64,
-            };
+            let dtype = t.dtype.burn();
             let bytes = burn_pack::Bytes::from_bytes_vec(element_bytes(t));
             burn_pack::Tensor::new(key.clone(), dtype, t.shape.clone(), None, bytes)
         })
@@ -318,7 +299,7 @@ fn encode_pytorch(tensors: &BTreeMap<String, NamedTensor>) -> Result<Vec<u8>> {
         .map(|(key, t)| TorchTensor {
             key,
             shape: &t.shape,
-            double: t.dtype == FloatDtype::F64,
+            dtype: t.dtype,
             bytes: element_bytes(t),
         })
         .collect();
@@ -355,19 +336,21 @@ pub fn write(path: &Path, tensors: &BTreeMap<String, NamedTensor>) -> Result<()>
 mod tests {
     use super::{FloatDtype, NamedTensor, read, write};
 
+    /// Values `(i − 3.5) / 8`, exact in every dtype for the first few hundred.
+    fn tensor(shape: Vec<usize>, dtype: FloatDtype) -> NamedTensor {
+        let n: usize = shape.iter().product();
+        let values = (0..n).map(|i| (i as f64 - 3.5) / 8.0).collect();
+        NamedTensor {
+            shape,
+            values,
+            dtype,
+        }
+    }
+
     /// `.pt` files as `bake` writes them (`torch_zip`) read back exactly through
     /// pytorch-reader, as `inspect` reads them.
     #[test]
     fn written_files_read_back_exactly_with_pytorch_reader() {
-        let tensor = |shape: Vec<usize>, dtype| {
-            let n: usize = shape.iter().product();
-            let values = (0..n).map(|i| (i as f64 - 3.5) / 8.0).collect();
-            NamedTensor {
-                shape,
-                values,
-                dtype,
-            }
-        };
         let tensors = std::collections::BTreeMap::from([
             ("fc.weight".to_string(), tensor(vec![3, 2], FloatDtype::F32)),
             ("scalar".to_string(), tensor(vec![], FloatDtype::F32)),
@@ -387,6 +370,35 @@ mod tests {
             std::collections::BTreeMap::from([("w".to_string(), tensor(vec![4], FloatDtype::F32))]);
         write(&dir.join("one.pt"), &one).unwrap();
         assert_eq!(read(&dir.join("one.pt")).unwrap(), one);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// f16 and bf16 tensors keep their dtype and values through every format that has them;
+    /// `.pdparams` (numpy) has no bf16 and refuses it without writing anything.
+    #[test]
+    fn half_tensors_round_trip_in_every_format_that_has_them() {
+        let both = std::collections::BTreeMap::from([
+            ("fc.weight".to_string(), tensor(vec![3, 2], FloatDtype::F16)),
+            (
+                "conv.weight".to_string(),
+                tensor(vec![2, 1, 2], FloatDtype::BF16),
+            ),
+        ]);
+        let f16 = std::collections::BTreeMap::from([(
+            "fc.weight".to_string(),
+            tensor(vec![3, 2], FloatDtype::F16),
+        )]);
+        let dir = std::env::temp_dir().join(format!("specnorm-half-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["half.safetensors", "half.pt", "half.bpk"] {
+            write(&dir.join(name), &both).unwrap();
+            assert_eq!(read(&dir.join(name)).unwrap(), both, "{name}");
+        }
+        write(&dir.join("half.pdparams"), &f16).unwrap();
+        assert_eq!(read(&dir.join("half.pdparams")).unwrap(), f16);
+        let error = write(&dir.join("bf16.pdparams"), &both).unwrap_err();
+        assert!(format!("{error:#}").contains("BF16"), "{error:#}");
+        assert!(!dir.join("bf16.pdparams").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

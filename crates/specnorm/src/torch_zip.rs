@@ -7,6 +7,7 @@
 
 use std::io::{Cursor, Write};
 
+use spectral_norm::format::FloatDtype;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
@@ -16,8 +17,8 @@ pub struct TorchTensor<'a> {
     pub key: &'a str,
     /// Row-major shape.
     pub shape: &'a [usize],
-    /// `true` for float64 (`DoubleStorage`), `false` for float32 (`FloatStorage`).
-    pub double: bool,
+    /// The element type, which names the storage class.
+    pub dtype: FloatDtype,
     /// The little-endian element bytes, row-major.
     pub bytes: Vec<u8>,
 }
@@ -72,11 +73,9 @@ pub fn pickle(tensors: &[TorchTensor]) -> Vec<u8> {
         out.extend(b"ctorch._utils\n_rebuild_tensor_v2\n(");
         out.push(b'('); // the persistent id
         text(&mut out, "storage");
-        out.extend(if tensor.double {
-            &b"ctorch\nDoubleStorage\n"[..]
-        } else {
-            &b"ctorch\nFloatStorage\n"[..]
-        });
+        out.extend(b"ctorch\n");
+        out.extend(tensor.dtype.torch_storage().as_bytes());
+        out.push(b'\n');
         text(&mut out, &n.to_string());
         text(&mut out, "cpu");
         int(&mut out, tensor.shape.iter().product());
@@ -150,7 +149,7 @@ mod tests {
         let tensors = [TorchTensor {
             key: "w",
             shape: &[2, 3],
-            double: false,
+            dtype: FloatDtype::F32,
             bytes: vec![0; 24],
         }];
         let want = b"\x80\x02}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x06tQK\x00K\x02K\x03\x86K\x03K\x01\x86\x89ccollections\nOrderedDict\n)RtRs.";

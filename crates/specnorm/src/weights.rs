@@ -10,7 +10,7 @@ use spectral_norm::checkpoint::Checkpoint;
 
 use crate::sigma::{Sigma, largest_singular_value};
 use crate::tensors::NamedTensor;
-use spectral_norm::format::escaped;
+use spectral_norm::format::{FloatDtype, escaped};
 
 /// The keys of one spectrally normalized weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +87,8 @@ pub struct Row {
     pub key: String,
     /// Its shape.
     pub shape: Vec<usize>,
+    /// Its element type in the file (σ is computed in f64 whatever it is).
+    pub dtype: FloatDtype,
     /// Whether it carries spectral norm (u, v stored beside it).
     pub normalized: bool,
     /// The axis of the matrix view.
@@ -125,6 +127,7 @@ pub fn rows(tensors: &BTreeMap<String, NamedTensor>, file: &str) -> Result<Vec<R
         rows.push(Row {
             key: entry.weight.clone(),
             shape: weight.shape.clone(),
+            dtype: weight.dtype,
             normalized: true,
             dim,
             sigma,
@@ -140,6 +143,7 @@ pub fn rows(tensors: &BTreeMap<String, NamedTensor>, file: &str) -> Result<Vec<R
             rows.push(Row {
                 key: key.clone(),
                 shape: tensor.shape.clone(),
+                dtype: tensor.dtype,
                 normalized: false,
                 dim: 0,
                 sigma,

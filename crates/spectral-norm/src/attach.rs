@@ -13,6 +13,7 @@ use crate::estimator::{Estimator, MatrixView, OperatorNorm, SigmaEstimator};
 use crate::matrix::{Normalization, normalize};
 use crate::mode::REPARAMETERIZATION_CONTAINER;
 use crate::operator::ConvOperator;
+use crate::precision::{compute_dtype, eps_for, widen};
 use crate::reparameterization::SpectralNorm;
 use crate::target::NormTarget;
 
@@ -25,7 +26,8 @@ use crate::target::NormTarget;
 /// parameter belongs to a Burn layer (see [`default_dim`]).
 ///
 /// The vectors `u` (`[h]`) and `v` (`[w]`) are drawn from N(0, 1) with the device's random
-/// generator, in the parameter's dtype, and normalized; then `config.warmup_iterations`
+/// generator, in the parameter's dtype (f32 for f16 and bf16 parameters, whose arithmetic runs
+/// in f32), and normalized; then `config.warmup_iterations`
 /// power-iteration steps run on the weight (none by default, as in Paddle).
 ///
 /// ```
@@ -339,8 +341,8 @@ impl Reparameterizer for Attach<'_> {
         let base = param.base();
         let (rows, cols) = self.estimator.vector_lengths(&base.dims());
         let device = base.clone().without_autodiff().device();
-        let options = (&device, base.dtype());
-        let rule = Normalization::MaxEps(self.eps);
+        let options = (&device, compute_dtype(base.dtype()));
+        let rule = Normalization::MaxEps(eps_for(self.eps, base.dtype()));
         let random = |len: usize| {
             normalize(
                 Tensor::random([len], Distribution::Normal(0.0, 1.0), options),
@@ -349,9 +351,9 @@ impl Reparameterizer for Attach<'_> {
         };
         let (mut u, mut v) = (random(rows), random(cols));
         if let Some(steps) = NonZeroUsize::new(self.warmup) {
-            let estimate =
-                self.estimator
-                    .iterate(&base.clone().without_autodiff(), u, steps, self.eps);
+            let weight = widen(base.clone().without_autodiff());
+            let eps = eps_for(self.eps, base.dtype());
+            let estimate = self.estimator.iterate(&weight, u, steps, eps);
             (u, v) = (estimate.u, estimate.v);
         }
         let state = SpectralNorm::new(
@@ -361,7 +363,7 @@ impl Reparameterizer for Attach<'_> {
             self.eps,
             self.target,
             self.learned_scale.then(|| {
-                let one = Tensor::<1>::ones([1], (&base.device(), base.dtype()));
+                let one = Tensor::<1>::ones([1], (&base.device(), compute_dtype(base.dtype())));
                 Param::from_tensor(one)
             }),
             self.convergence,

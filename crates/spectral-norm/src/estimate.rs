@@ -5,6 +5,7 @@ use burn::tensor::Distribution;
 
 use crate::error::SpectralNormError;
 use crate::matrix::{Normalization, WeightMatrix, matrix, power_iterate};
+use crate::precision::widen;
 
 /// How a power iteration run to convergence ended.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,7 +58,7 @@ pub(crate) fn until_converged(
 /// The largest singular value of `weight`'s matrix view along `dim` (axis `dim` first, the
 /// rest flattened), by power iteration from a random start until two successive estimates
 /// differ by at most `tolerance` relative, or `max_iterations` steps. Computed without
-/// gradient; the weight is not modified.
+/// gradient, in f32 for an f16 or bf16 weight; the weight is not modified.
 ///
 /// Use it to check what [`spectral_norm`](crate::spectral_norm) promises: the normalized
 /// weight of a layer has a spectral norm close to 1 (see [`inspect`](crate::inspect)).
@@ -142,7 +143,7 @@ pub fn power_iteration_from<const D: usize>(
 ) -> Result<Convergence, SpectralNormError> {
     check_limits(tolerance, max_iterations)?;
     check_axis(&weight, dim)?;
-    let weight_matrix = WeightMatrix::new(weight.without_autodiff(), dim);
+    let weight_matrix = WeightMatrix::new(widen(weight.without_autodiff()), dim);
     let (rows, _) = weight_matrix.size();
     if start.dims() != [rows] {
         return Err(SpectralNormError::VectorLength {
@@ -222,7 +223,7 @@ pub fn sigma_from_vectors<const D: usize>(
     dim: usize,
 ) -> Result<f64, SpectralNormError> {
     check_axis(&weight, dim)?;
-    let weight_matrix = WeightMatrix::new(weight.without_autodiff(), dim);
+    let weight_matrix = WeightMatrix::new(widen(weight.without_autodiff()), dim);
     let (rows, cols) = weight_matrix.size();
     if u.dims() != [rows] || v.dims() != [cols] {
         return Err(SpectralNormError::InvalidOp(format!(

@@ -492,3 +492,55 @@ fn overflow_and_underflow_give_the_generic_paths_infinities_and_nans() {
         }
     }
 }
+
+#[test]
+fn half_weights_iterate_on_the_fast_path_and_their_eval_is_cached() {
+    let shape = [40, 33];
+    let weight = pseudo_random(40 * 33, 3);
+    for dtype in [DType::F16, DType::BF16] {
+        let spacing = if dtype == DType::F16 {
+            2f64.powi(-10)
+        } else {
+            2f64.powi(-7)
+        };
+        let device = Device::flex().autodiff();
+        let w = tensor(weight.clone(), shape, dtype, &device);
+        let widened = crate::precision::widen(w.clone().without_autodiff());
+        let u = tensor(
+            pseudo_random(33, 1),
+            [33],
+            DType::F32,
+            &device.clone().inner(),
+        );
+        let iterations = NonZeroUsize::MIN;
+        assert!(crate::accel::iterate(&widened, 1, &u, iterations, 1e-12).is_some());
+
+        let g = tensor(pseudo_random(40 * 33, 4), shape, dtype, &device);
+        let run = |fast: bool| {
+            let sn = state(&shape, 1, 2, DType::F32, &device);
+            let w = w.clone().require_grad();
+            let out = use_weight(&sn, &w, fast);
+            assert_eq!(out.dtype(), dtype);
+            let grads = (out.clone() * g.clone()).sum().backward();
+            let grad = values(w.grad(&grads).unwrap());
+            (values(out), grad, values(sn.u()), values(sn.v()))
+        };
+        let (fast, generic) = (run(true), run(false));
+        assert_close(&fast.0, &generic.0, spacing, "half W/σ");
+        assert_close(&fast.1, &generic.1, 4.0 * spacing, "half dW");
+        assert_close(&fast.2, &generic.2, 2e-5, "half u");
+        assert_close(&fast.3, &generic.3, 2e-5, "half v");
+
+        let device = Device::flex();
+        let sn = state(&shape, 1, 1, DType::F32, &device);
+        let w = tensor(weight.clone(), shape, dtype, &device);
+        let storage = |t: Tensor<2>| {
+            t.try_into_primitive::<burn::backend::Flex>()
+                .unwrap()
+                .data_arc()
+        };
+        let (first, again) = (sn.apply(w.clone()), sn.apply(w.clone()));
+        assert_eq!(again.dtype(), dtype);
+        assert!(std::sync::Arc::ptr_eq(&storage(first), &storage(again)));
+    }
+}

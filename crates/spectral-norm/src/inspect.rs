@@ -4,6 +4,7 @@ use burn::module::Param;
 use burn::prelude::*;
 
 use crate::operator::ConvOperator;
+use crate::precision::compute_dtype;
 use crate::reparameterization::SpectralNorm;
 
 /// What a spectrally normalized parameter currently holds, read without running the power
@@ -12,9 +13,10 @@ use crate::reparameterization::SpectralNorm;
 pub struct SpectralNormSnapshot<const D: usize> {
     /// `σ = u·(W v)` from the stored vectors: the current estimate of `W`'s top singular value.
     pub sigma: f64,
-    /// The stored left vector, `[h]`, in the weight's dtype and on its device.
+    /// The stored left vector, `[h]`, on the weight's device, in the dtype σ is computed in:
+    /// the weight's, f32 for an f16 or bf16 weight.
     pub u: Tensor<1>,
-    /// The stored right vector, `[w]`, in the weight's dtype and on its device.
+    /// The stored right vector, `[w]`, as `u`.
     pub v: Tensor<1>,
     /// The weight the layer uses in evaluation mode, `W / σ`, computed exactly as evaluation
     /// mode computes it (the same path, the same σ).
@@ -46,7 +48,7 @@ pub struct SpectralNormSnapshot<const D: usize> {
 pub fn inspect<const D: usize>(param: &Param<Tensor<D>>) -> Option<SpectralNormSnapshot<D>> {
     let state = param.reparameterization::<SpectralNorm>()?;
     let weight = param.base().without_autodiff();
-    let (device, dtype) = (weight.device(), weight.dtype());
+    let (device, dtype) = (weight.device(), compute_dtype(weight.dtype()));
     let (sigma, normalized) = state.snapshot(weight);
     Some(SpectralNormSnapshot {
         sigma,

@@ -76,9 +76,10 @@
 //!   for weights of 32 MiB or more), the backward is one closed-form autodiff node that corrects
 //!   the incoming gradient in place (a convolution's too, in the swapped layout Burn produces),
 //!   and eval mode caches `W/σ` while `W` is the same tensor and neither vector was written.
-//!   The storage survives optimizer steps. Large weights are split across the rayon pool. Every
-//!   other backend, dtype or layout runs the generic path in Burn tensor operations, with the
-//!   same results up to rounding.
+//!   The storage survives optimizer steps. Large weights are split across the rayon pool.
+//!   f16/bf16 weights run the fused power iteration on their f32 widening and the generic
+//!   division (see below). Every other backend, dtype or layout runs the generic path in Burn
+//!   tensor operations, with the same results up to rounding.
 //! - `store`: checkpoint interop (see above).
 //!
 //! # Semantics
@@ -94,8 +95,35 @@
 //!   Two forwards before one backward (a GAN discriminator on real and fake) each keep their
 //!   own constants.
 //! - Evaluation mode: no iteration; `σ` from the stored vectors.
-//! - `‖x‖` is a plain sum of squares in the weight's dtype, as Paddle computes it: squares may
+//! - `‖x‖` is a plain sum of squares in the weight's compute dtype, as Paddle computes it: squares may
 //!   overflow (f32 entries ≳ 1.8e19) or underflow like Paddle's do.
+//!
+//! # Half precision
+//!
+//! f16 and bf16 weights compute in f32: each use widens `W` to f32 (one pass), runs the power
+//! iteration and σ there (on the fast path too), keeps `u`, `v` (and γ) in f32, and rounds
+//! `W / σ`, computed in f32, once to the weight's dtype; the gradient reaches the half `W`
+//! through that cast. So σ² beyond f16's 65504 does not overflow, `eps = 1e-12` is not
+//! rounded to 0 (an `eps` below f32's smallest normal, 1.2e-38, is raised to it), and the
+//! result is the f32 result rounded. f32 and f64 weights compute in their own dtype.
+//!
+//! ```
+//! use burn::module::Param;
+//! use burn::nn::{Linear, LinearConfig};
+//! use burn::prelude::*;
+//! use burn::tensor::DType;
+//! use spectral_norm::{SpectralNormConfig, inspect, spectral_norm};
+//!
+//! let device = Device::flex().autodiff();
+//! let plain = LinearConfig::new(64, 32).with_bias(false).init(&device);
+//! let big = Tensor::<2>::ones([64, 32], (&device, DType::F16)).mul_scalar(60.0); // σ = 2715
+//! let layer = Linear { weight: Param::from_tensor(big), ..plain };
+//! let layer = spectral_norm(&layer, &SpectralNormConfig::new()).unwrap();
+//! assert_eq!(layer.weight.val().dtype(), DType::F16);
+//! let snapshot = inspect(&layer.weight).unwrap();
+//! assert_eq!(snapshot.u.dtype(), DType::F32);
+//! assert!((snapshot.sigma - 60.0 * (64.0f64 * 32.0).sqrt()).abs() < 0.1);
+//! ```
 //!
 //! # NaN and infinity
 //!
@@ -142,6 +170,7 @@ mod operator;
 mod operator_bound;
 #[cfg(feature = "store")]
 pub mod pdparams;
+mod precision;
 mod remove;
 mod reparameterization;
 mod scratch;

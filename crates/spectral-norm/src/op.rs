@@ -8,6 +8,7 @@ use burn::tensor::{DType, Distribution};
 use crate::buffer::Buffer;
 use crate::error::SpectralNormError;
 use crate::matrix::{Normalization, WeightMatrix, divide, power_iterate, sigma};
+use crate::precision::{compute_dtype, in_dtype, widen};
 
 /// Configuration of [`SpectralNormOp`], with `paddle.nn.SpectralNorm`'s arguments and defaults.
 ///
@@ -73,8 +74,8 @@ impl SpectralNormOpConfig {
         self.init_with_dtype(device, dtype)
     }
 
-    /// Creates the op with vectors of the given float dtype (the dtype of the weights it will
-    /// be called with).
+    /// Creates the op for weights of the given float dtype, with vectors in it (in f32 for f16
+    /// and bf16 weights, whose arithmetic runs in f32).
     ///
     /// # Errors
     ///
@@ -98,7 +99,8 @@ impl SpectralNormOpConfig {
         let rows = shape[self.dim];
         let cols = shape.iter().product::<usize>() / rows;
         let normal = |len: usize| {
-            Tensor::<1>::random([len], Distribution::Normal(0.0, 1.0), (device, dtype))
+            let options = (device, compute_dtype(dtype));
+            Tensor::<1>::random([len], Distribution::Normal(0.0, 1.0), options)
         };
         Ok(SpectralNormOp {
             weight_u: Buffer::new(normal(rows)),
@@ -225,7 +227,8 @@ impl SpectralNormOp {
 /// # Errors
 ///
 /// [`SpectralNormError::InvalidOp`] for a rank outside 2..=5, a `dim` other than 0 or 1,
-/// vectors whose lengths do not match the matrix view, or vectors of another dtype.
+/// vectors whose lengths do not match the matrix view, or vectors of another dtype than the
+/// weight's (f32 for an f16 or bf16 weight, which is computed in f32 and rounded once).
 pub fn spectral_norm_op<const D: usize>(
     weight: Tensor<D>,
     u: Tensor<1>,
@@ -235,6 +238,8 @@ pub fn spectral_norm_op<const D: usize>(
     eps: f64,
 ) -> Result<Tensor<D>, SpectralNormError> {
     check_op_inputs(&weight, &u, &v, dim)?;
+    let dtype = weight.dtype();
+    let weight = widen(weight);
     let weight_matrix = WeightMatrix::new(weight.clone(), dim);
     let constant = weight_matrix.without_autodiff();
     let device = constant.device();
@@ -246,7 +251,7 @@ pub fn spectral_norm_op<const D: usize>(
         power_iters,
         rule,
     );
-    Ok(divide(weight, sigma(&weight_matrix, u, v)))
+    Ok(in_dtype(divide(weight, sigma(&weight_matrix, u, v)), dtype))
 }
 
 fn check_op_inputs<const D: usize>(
@@ -275,9 +280,10 @@ fn check_op_inputs<const D: usize>(
             v.dims()[0]
         ));
     }
-    if weight.dtype() != u.dtype() || weight.dtype() != v.dtype() {
+    let compute = compute_dtype(weight.dtype());
+    if compute != u.dtype() || compute != v.dtype() {
         return fail(format!(
-            "weight is {:?} but u is {:?} and v {:?}",
+            "weight is {:?} (computed in {compute:?}) but u is {:?} and v {:?}",
             weight.dtype(),
             u.dtype(),
             v.dtype()

@@ -1,6 +1,8 @@
 //! The spectral-norm state attached to a weight: the Burn [`Reparameterization`] that turns the
 //! stored `W` into `W / σ` on every use. It alone decides the mode, holds the lock and writes
-//! `u` and `v`; how σ is estimated is its [`Estimator`]'s business.
+//! `u` and `v`; how σ is estimated is its [`Estimator`]'s business. It also widens a half
+//! weight to f32 once per use and rounds the result back (`precision.rs`), so that the
+//! estimators only see the dtype they compute in.
 
 use core::num::NonZeroUsize;
 
@@ -13,6 +15,7 @@ use crate::buffer::Buffer;
 use crate::error::SpectralNormError;
 use crate::estimator::{Estimate, Estimator, SigmaEstimator};
 use crate::operator::ConvOperator;
+use crate::precision::{eps_for, in_dtype, widen};
 use crate::scratch::Scratch;
 use crate::target::NormTarget;
 
@@ -77,16 +80,11 @@ impl Reparameterization for SpectralNorm {
     const NAME: &'static str = "spectral_norm";
 
     fn apply<const D: usize>(&self, base: Tensor<D>) -> Tensor<D> {
-        let normalized = self.normalized(base);
-        self.scaled(normalized)
-    }
-}
-
-impl SpectralNorm {
-    /// The weight before γ: `W / σ` under the target rule, by mode.
-    fn normalized<const D: usize>(&self, base: Tensor<D>) -> Tensor<D> {
-        if self.is_training(&base) {
-            let estimate = self.advance(&base);
+        let dtype = base.dtype();
+        let eps = eps_for(self.eps, dtype);
+        let weight = if self.is_training(&base) {
+            let base = widen(base);
+            let estimate = self.advance(&base, eps);
             self.target.apply(
                 base,
                 |w| self.sigma_of(w, &estimate),
@@ -94,6 +92,7 @@ impl SpectralNorm {
             )
         } else if base.is_autodiff() {
             // Power iteration off on the training device: the stored vectors, and a gradient.
+            let base = widen(base);
             let stored = self.stored();
             self.target.apply(
                 base,
@@ -101,12 +100,19 @@ impl SpectralNorm {
                 |w| self.divide(w, &stored),
             )
         } else {
+            // Not widened here: the eval cache knows the weight by its own storage.
             let stored = self.stored();
-            self.target
-                .apply(base, |w| self.sigma_of(w, &stored), |w| self.evaluate(w))
-        }
+            self.target.apply(
+                base,
+                |w| self.sigma_of(&widen(w.clone()), &stored),
+                |w| self.evaluate(w),
+            )
+        };
+        in_dtype(self.scaled(weight), dtype)
     }
+}
 
+impl SpectralNorm {
     /// `γ · weight` when a scale is learned.
     fn scaled<const D: usize>(&self, weight: Tensor<D>) -> Tensor<D> {
         match &self.gamma {
@@ -118,7 +124,8 @@ impl SpectralNorm {
                 } else {
                     gamma.without_autodiff()
                 };
-                weight * gamma.reshape([1; D])
+                let dtype = weight.dtype();
+                weight * in_dtype(gamma, dtype).reshape([1; D])
             }
         }
     }
@@ -283,10 +290,10 @@ impl SpectralNorm {
     ///
     /// `u`'s lock is held from reading it to storing the new pair: concurrent forwards then
     /// behave as if run one after another, and the stored `u`, `v` always belong together.
-    fn advance<const D: usize>(&self, base: &Tensor<D>) -> Estimate {
+    fn advance<const D: usize>(&self, base: &Tensor<D>, eps: f64) -> Estimate {
         let constant = base.clone().without_autodiff();
         self.u.update(|stored_u| {
-            let (estimate, steps) = self.iterate(&constant, stored_u.clone());
+            let (estimate, steps) = self.iterate(&constant, stored_u.clone(), eps);
             self.last_steps
                 .store(steps, std::sync::atomic::Ordering::Relaxed);
             self.v.set(estimate.v.clone());
@@ -298,18 +305,23 @@ impl SpectralNorm {
     /// `n_power_iterations` steps from `u`; with a tolerance, then one more at a time until
     /// σ's relative change over a step is within it or the cap is reached. Returns the
     /// estimate and the steps taken.
-    fn iterate<const D: usize>(&self, weight: &Tensor<D>, u: Tensor<1>) -> (Estimate, usize) {
+    fn iterate<const D: usize>(
+        &self,
+        weight: &Tensor<D>,
+        u: Tensor<1>,
+        eps: f64,
+    ) -> (Estimate, usize) {
         let n = self.n_power_iterations;
-        let mut estimate = self.estimator.iterate(weight, u, n, self.eps);
+        let mut estimate = self.estimator.iterate(weight, u, n, eps);
         let Some((tolerance, cap)) = self.convergence else {
             return (estimate, n.get());
         };
         let mut sigma = self.sigma_of(weight, &estimate);
         let mut steps = n.get();
         while steps < cap {
-            let next =
-                self.estimator
-                    .iterate(weight, estimate.u.clone(), NonZeroUsize::MIN, self.eps);
+            let next = self
+                .estimator
+                .iterate(weight, estimate.u.clone(), NonZeroUsize::MIN, eps);
             let next_sigma = self.sigma_of(weight, &next);
             steps += 1;
             estimate = next;
@@ -335,8 +347,9 @@ impl SpectralNorm {
         divided.weight
     }
 
-    /// Evaluation: `W / σ` from the stored vectors, served again while `W` is the very same
-    /// tensor and neither vector's buffer was written (a hit reads only the buffers' stamps).
+    /// Evaluation: `W / σ` from the stored vectors, in the weight's dtype, served again while
+    /// `W` is the very same tensor and neither vector's buffer was written (a hit reads only
+    /// the buffers' stamps).
     fn evaluate<const D: usize>(&self, base: Tensor<D>) -> Tensor<D> {
         if let Some(hit) = self.scratch.cached(&base, self.u.stamp(), self.v.stamp())
             && let Some(weight) = hit.tensor::<D>()
@@ -345,29 +358,41 @@ impl SpectralNorm {
         }
         let (u, u_stamp) = self.u.get_stamped();
         let (v, v_stamp) = self.v.get_stamped();
-        let (len, dtype) = (base.shape().num_elements(), base.dtype());
         let weight = Storage::of(&base);
+        let (len, dtype) = (base.shape().num_elements(), base.dtype());
+        let widened = widen(base);
+        let compute = widened.dtype();
         let estimate = Estimate { u, v, sigma: None };
         let divided = self
             .estimator
-            .divide(base, &estimate, || self.scratch.take(len, dtype));
-        if let (Some(output), Some(weight)) = (divided.storage, weight) {
+            .divide(widened, &estimate, || self.scratch.take(len, compute));
+        let result = in_dtype(divided.weight, dtype);
+        // What is cached is the result itself (for a half weight, not the f32 storage the
+        // division wrote), where the backend computed it in storage of its own.
+        let output = divided.storage.and(Storage::of(&result));
+        if let (Some(output), Some(weight)) = (output, weight) {
             self.scratch.keep_eval(weight, u_stamp, v_stamp, output);
         }
-        divided.weight
+        result
     }
 
     /// σ from the stored vectors and the weight that evaluation mode uses, `W / σ`, computed
     /// as evaluation computes them, without advancing or caching anything.
     pub(crate) fn snapshot<const D: usize>(&self, base: Tensor<D>) -> (f64, Tensor<D>) {
         let base = base.without_autodiff();
+        let dtype = base.dtype();
         let mut estimate = self.stored();
-        let sigma = self.estimator.sigma(&base, &estimate.u, &estimate.v);
+        let sigma = self
+            .estimator
+            .sigma(&widen(base.clone()), &estimate.u, &estimate.v);
         estimate.sigma = Some(sigma);
         let weight = self.target.apply(
             base,
             |_| sigma,
-            |w| self.estimator.divide(w, &estimate, || None).weight,
+            |w| {
+                let divided = self.estimator.divide(widen(w), &estimate, || None);
+                in_dtype(divided.weight, dtype)
+            },
         );
         (sigma, self.scaled(weight))
     }

@@ -484,7 +484,9 @@ fn array(name: String, state: Value) -> Result<PdArray, PdparamsError> {
         _ => true,
     };
     let Some(dtype) = FloatDtype::from_numpy(&code) else {
-        return fail(format!("{name}: dtype {code} is not supported (f4, f8)"));
+        return fail(format!(
+            "{name}: dtype {code} is not supported (f2, f4, f8)"
+        ));
     };
     let width = dtype.size();
     if *fortran || !little_endian {

@@ -65,7 +65,9 @@ fn write_array(out: &mut Vec<u8>, array: &PdArray) -> Result<(), PdparamsError> 
         out.extend(d.to_le_bytes());
     }
     out.extend(b"tcnumpy\ndtype\n");
-    text(out, array.dtype.numpy()).map_err(|_| refuse("dtype".into()))?;
+    let code = (array.dtype.numpy())
+        .ok_or_else(|| refuse(format!("numpy has no {:?} dtype", array.dtype)))?;
+    text(out, code).map_err(|_| refuse("dtype".into()))?;
     out.extend(b"\x89\x88\x87R(K\x03");
     text(out, "<").map_err(|_| refuse("byte order".into()))?;
     out.extend(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89B");
