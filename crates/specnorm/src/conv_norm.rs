@@ -10,7 +10,7 @@ use burn::tensor::DType;
 use clap::Args;
 use serde_json::json;
 use spectral_norm::format::escaped;
-use spectral_norm::{ConvOperator, conv_operator_bound, conv_operator_norm};
+use spectral_norm::{ConvOperator, conv_operator_bound, conv_operator_norm_from};
 
 use specnorm::sigma::{POWER_MAX_ITERATIONS, POWER_TOLERANCE};
 use specnorm::tensors::{self, NamedTensor};
@@ -180,9 +180,12 @@ fn outcome<const D: usize>(
     weight: Tensor<D>,
     operator: &ConvOperator,
 ) -> Result<(spectral_norm::Convergence, f64), spectral_norm::SpectralNormError> {
-    let estimate = conv_operator_norm(
+    let start =
+        specnorm::sigma::fixed_start(operator.input_shape(&weight.dims())?.iter().product());
+    let estimate = conv_operator_norm_from(
         weight.clone(),
         operator,
+        start,
         POWER_TOLERANCE,
         POWER_MAX_ITERATIONS,
     )?;

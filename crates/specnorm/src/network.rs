@@ -267,9 +267,11 @@ fn add_conv<const D: usize>(
     weight: Tensor<D>,
     op: &ConvOperator,
 ) -> Result<(f64, f64), spectral_norm::SpectralNormError> {
-    let estimate = spectral_norm::conv_operator_norm(
+    let start = crate::sigma::fixed_start(op.input_shape(&weight.dims())?.iter().product());
+    let estimate = spectral_norm::conv_operator_norm_from(
         weight.clone(),
         op,
+        start,
         POWER_TOLERANCE,
         POWER_MAX_ITERATIONS,
     )?;

@@ -131,6 +131,14 @@ fn by_svd(values: &[f64], rows: usize, cols: usize) -> Option<f64> {
     Some(svd.singular_values.max())
 }
 
+/// A power iteration's start of `len` N(0, 1) draws (f64, Flex) from a fixed seed, not from
+/// the device's generator: other users of that would change the report from run to run.
+pub fn fixed_start(len: usize) -> Tensor<1> {
+    let mut rng = StdRng::seed_from_u64(0x5eed);
+    let start: Vec<f64> = (0..len).map(|_| StandardNormal.sample(&mut rng)).collect();
+    Tensor::<1>::from_data(TensorData::new(start, [len]), (&Device::flex(), DType::F64))
+}
+
 /// Power iteration (the library's, in f64 on the Flex backend) from a start drawn with a fixed
 /// seed, until two estimates differ by at most [`POWER_TOLERANCE`] relative.
 fn power_iteration(values: &[f64], rows: usize, cols: usize) -> Sigma {
@@ -139,10 +147,7 @@ fn power_iteration(values: &[f64], rows: usize, cols: usize) -> Sigma {
         TensorData::new(values.to_vec(), [rows, cols]),
         (&device, DType::F64),
     );
-    // Not the device's generator: other users of it would change the report.
-    let mut rng = StdRng::seed_from_u64(0x5eed);
-    let start: Vec<f64> = (0..rows).map(|_| StandardNormal.sample(&mut rng)).collect();
-    let start = Tensor::<1>::from_data(TensorData::new(start, [rows]), (&device, DType::F64));
+    let start = fixed_start(rows);
     let outcome = spectral_norm::power_iteration_from(
         matrix,
         0,

@@ -188,7 +188,9 @@ pub use inspect::{SpectralNormSnapshot, inspect};
 pub use lipschitz::{FeedForwardBound, LayerBound};
 pub use mode::set_power_iteration;
 pub use op::{SpectralNormOp, SpectralNormOpConfig, spectral_norm_op};
-pub use operator::{ConvKind, ConvOperator, conv_operator_norm, conv_sigma_from_vectors};
+pub use operator::{
+    ConvKind, ConvOperator, conv_operator_norm, conv_operator_norm_from, conv_sigma_from_vectors,
+};
 pub use operator_bound::{conv_operator_bound, matrix_norm_bound};
 pub use remove::remove_spectral_norm;
 pub use reparameterization::SpectralNorm;

@@ -15,6 +15,7 @@ use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
 use crate::error::SpectralNormError;
 use crate::estimate::{Convergence, check_limits, until_converged};
+use crate::precision::widen;
 
 /// Which way a convolution layer applies its weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -381,17 +382,57 @@ pub fn conv_operator_norm<const D: usize>(
     tolerance: f64,
     max_iterations: usize,
 ) -> Result<Convergence, SpectralNormError> {
+    let len: usize = operator.input_shape(&weight.dims())?.iter().product();
+    let options = (&weight.device(), weight.dtype());
+    let start = Tensor::<1>::random([len], Distribution::Normal(0.0, 1.0), options);
+    conv_operator_norm_from(weight, operator, start, tolerance, max_iterations)
+}
+
+/// [`conv_operator_norm`] from a given start `v` (one input sample, flattened; any non-zero
+/// length-compatible vector), for runs that must not draw from the device's generator.
+///
+/// ```
+/// use burn::prelude::*;
+/// use spectral_norm::{ConvOperator, conv_operator_norm_from};
+///
+/// let device = Device::flex();
+/// let w = Tensor::<3>::from_data([[[1.0, 1.0]]], &device); // Conv1d 1 → 1, kernel 2
+/// let start = Tensor::<1>::ones([8], &device);
+/// let outcome = conv_operator_norm_from(w, &ConvOperator::conv(vec![8]), start, 1e-12, 5000);
+/// // x ↦ x[i] + x[i + 1] on 8 samples: a 7 × 8 band of ones, of norm 2·cos(π/16).
+/// let exact = 2.0 * (std::f64::consts::PI / 16.0).cos();
+/// assert!((outcome.unwrap().sigma - exact).abs() < 1e-6);
+/// ```
+///
+/// # Errors
+///
+/// As [`conv_operator_norm`], and [`SpectralNormError::VectorLength`] for a start whose
+/// length is not an input sample's.
+pub fn conv_operator_norm_from<const D: usize>(
+    weight: Tensor<D>,
+    operator: &ConvOperator,
+    start: Tensor<1>,
+    tolerance: f64,
+    max_iterations: usize,
+) -> Result<Convergence, SpectralNormError> {
     check_limits(tolerance, max_iterations)?;
     let dims = weight.dims();
     let input: Vec<usize> = [vec![1], operator.input_shape(&dims)?].concat();
     operator.output_shape(&dims)?;
-    let weight = weight.without_autodiff();
-    let options = (&weight.device(), weight.dtype());
-    let start = Tensor::<D>::random(
-        arr::<usize, D>(&input),
-        Distribution::Normal(0.0, 1.0),
-        options,
-    );
+    let expected = input.iter().product();
+    if start.dims() != [expected] {
+        return Err(SpectralNormError::VectorLength {
+            vector: "v",
+            expected,
+            got: start.dims()[0],
+        });
+    }
+    let weight = widen(weight.without_autodiff());
+    let start = start
+        .without_autodiff()
+        .to_device(&weight.device())
+        .cast(weight.dtype())
+        .reshape(arr::<usize, D>(&input));
     let unit = |x: Tensor<D>| {
         let norm = x.clone().square().sum().sqrt().into_scalar::<f64>();
         (x.div_scalar(norm.max(1e-300)), norm)
