@@ -6,7 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -73,16 +73,20 @@ fn outputs(net: &Net, device: &Device) -> [Vec<f64>; 3] {
     ]
 }
 
+/// The eval output `framework` recorded for `layer`, flattened.
+fn recorded(framework: &str, layer: &str) -> Vec<f64> {
+    expected()[framework][layer]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
 fn assert_matches_framework(net: &Net, framework: &str) {
     let device = Device::flex();
-    let recorded = &expected()[framework];
     for (got, layer) in outputs(net, &device).iter().zip(["fc", "conv", "head"]) {
-        let want: Vec<f64> = recorded[layer]["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect();
+        let want = recorded(framework, layer);
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(&want) {
             assert!(
@@ -295,4 +299,77 @@ fn a_checkpoint_without_the_vectors_is_refused_loudly() {
     }
     model.fc.weight.base().into_data().assert_eq(&before, true);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The largest difference between the eval outputs of `net` and `framework`'s recorded ones,
+/// relative to each layer's largest recorded output.
+fn worst_relative_error(net: &Net, framework: &str) -> f64 {
+    let mut worst = 0f64;
+    for (got, layer) in outputs(net, &Device::flex())
+        .iter()
+        .zip(["fc", "conv", "head"])
+    {
+        let want = recorded(framework, layer);
+        let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
+        for (g, w) in got.iter().zip(&want) {
+            worst = worst.max((g - w).abs() / scale);
+        }
+    }
+    worst
+}
+
+/// [`SpectralNormConfig::pytorch`] on the weights PyTorch's parametrization was given, from
+/// our own random start: after the fixture's three training forwards (its 15 warm-up steps,
+/// then one per use, 18 in all) the eval outputs are PyTorch's to within what a different
+/// start leaves (PyTorch's own conv σ was still 4e-4 short after its 18 steps), over five
+/// seeds. Paddle's settings (3 steps) are far off on the same forwards: the warm-up is what
+/// matches.
+#[test]
+fn the_pytorch_preset_reproduces_the_parametrizations_recorded_outputs() {
+    let device = device();
+    let recorded = load_checkpoint(
+        &net(&device),
+        fixture("torch_param.safetensors"),
+        Checkpoint::PyTorchParametrization,
+    )
+    .unwrap();
+    let plain = Net {
+        fc: Linear {
+            weight: Param::from_tensor(recorded.fc.weight.base().detach()),
+            ..recorded.fc.clone()
+        },
+        conv: Conv2d {
+            weight: Param::from_tensor(recorded.conv.weight.base().detach()),
+            ..recorded.conv.clone()
+        },
+        head: recorded.head.clone(),
+    };
+    let inputs = &expected()["inputs"];
+    let trained = |config: &SpectralNormConfig, seed: u64| {
+        device.seed(seed);
+        let sn = |net: Net, path: &str| {
+            spectral_norm(&net, &config.clone().with_name(path.into())).unwrap()
+        };
+        let net = sn(sn(plain.clone(), "fc.weight"), "conv.weight");
+        for _ in 0..3 {
+            net.fc.forward(tensor::<2>(&inputs["fc"], &device));
+            net.conv.forward(tensor::<4>(&inputs["conv"], &device));
+        }
+        worst_relative_error(&net, "torch_param")
+    };
+    let (mut preset, mut paddle) = (Vec::new(), Vec::new());
+    for seed in 0..5 {
+        preset.push(trained(&SpectralNormConfig::pytorch(), seed));
+        paddle.push(trained(&SpectralNormConfig::new(), seed));
+    }
+    eprintln!("relative error, pytorch(): {preset:?}; Paddle's settings: {paddle:?}");
+    let median = |e: &mut Vec<f64>| {
+        e.sort_by(f64::total_cmp);
+        e[e.len() / 2]
+    };
+    // One start in five is slower to converge (5.6e-3 here); the typical one is PyTorch's.
+    assert!(preset.iter().all(|&e| e < 1e-2), "{preset:?}");
+    let (preset, paddle) = (median(&mut preset), median(&mut paddle));
+    assert!(preset < 1e-3, "median {preset}");
+    assert!(paddle > 5.0 * preset, "median {paddle} vs {preset}");
 }
