@@ -202,3 +202,12 @@ fn every_burn_layer_with_a_weight_has_a_default_axis() {
     let state = inspect(&deform.weight).unwrap();
     assert_eq!((state.u.dims(), state.v.dims()), ([9], [4 * 9]));
 }
+
+/// The suites run on the backend CI asks for (`test-ndarray`: Burn's ndarray), not silently
+/// on Flex.
+#[test]
+fn the_shared_device_is_the_requested_backend() {
+    let name = format!("{:?}", common::device());
+    let ndarray = name.to_lowercase().contains("ndarray");
+    assert_eq!(ndarray, cfg!(feature = "test-ndarray"), "{name}");
+}

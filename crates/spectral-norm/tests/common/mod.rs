@@ -7,8 +7,14 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use nalgebra::DMatrix;
 
-/// A CPU autodiff device (training mode for spectrally normalized weights).
+/// A CPU autodiff device (training mode for spectrally normalized weights): Flex, or with the
+/// `test-ndarray` feature Burn's ndarray backend, which takes the generic path.
 pub fn device() -> Device {
+    #[cfg(feature = "test-ndarray")]
+    #[allow(deprecated)]
+    // Burn 0.22 deprecates ndarray in favour of Flex; here it is a second backend
+    return Device::ndarray().autodiff();
+    #[cfg(not(feature = "test-ndarray"))]
     Device::flex().autodiff()
 }
 
