@@ -12,6 +12,19 @@ pub struct Stats {
     pub min_us: f64,
     /// Number of timed calls.
     pub reps: usize,
+    /// A distribution-free 95% confidence interval of the median: the order statistics
+    /// `n/2 ∓ 0.98·√n` of the samples (absent in runs saved before it was recorded). A paired
+    /// overhead whose interval holds 0 is within noise.
+    #[serde(default)]
+    pub ci95_us: Option<[f64; 2]>,
+}
+
+impl Stats {
+    /// Whether the median is distinguishable from 0: its 95% interval excludes 0. `None` when
+    /// the interval was not recorded.
+    pub fn excludes_zero(&self) -> Option<bool> {
+        self.ci95_us.map(|[low, high]| low > 0.0 || high < 0.0)
+    }
 }
 
 fn stats(mut samples: Vec<f64>) -> Stats {
@@ -22,10 +35,15 @@ fn stats(mut samples: Vec<f64>) -> Stats {
     } else {
         (samples[n / 2 - 1] + samples[n / 2]) / 2.0
     };
+    // The rank of the median is Binomial(n, ½): ±1.96·√n/2 ranks around n/2 hold it at 95%.
+    let half_width = 0.98 * (n as f64).sqrt();
+    let low = ((n as f64 / 2.0 - half_width).floor().max(0.0)) as usize;
+    let high = ((n as f64 / 2.0 + half_width).ceil() as usize).min(n - 1);
     Stats {
         median_us: median,
         min_us: samples[0],
         reps: n,
+        ci95_us: Some([samples[low], samples[high]]),
     }
 }
 
@@ -162,6 +180,17 @@ mod tests {
     use std::time::Duration;
 
     use super::{PairCount, bench_pair, peers_budget};
+
+    #[test]
+    fn the_median_interval_holds_zero_only_when_the_samples_straddle_it() {
+        // 31 samples: ranks 10 and 21 (0-based) bound the median at 95%.
+        let shifted = |offset: f64| super::stats((0..31).map(|i| i as f64 + offset).collect());
+        assert_eq!(shifted(0.0).ci95_us, Some([10.0, 21.0]));
+        assert_eq!(shifted(-15.0).excludes_zero(), Some(false));
+        assert_eq!(shifted(-9.5).excludes_zero(), Some(true));
+        assert_eq!(shifted(-21.5).excludes_zero(), Some(true));
+        assert_eq!(super::stats(vec![4.0]).ci95_us, Some([4.0, 4.0]));
+    }
 
     #[test]
     fn pairings_take_the_least_past_the_budget_and_never_more_than_the_most() {
