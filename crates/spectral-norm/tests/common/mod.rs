@@ -7,15 +7,19 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use nalgebra::DMatrix;
 
-/// A CPU autodiff device (training mode for spectrally normalized weights): Flex, or with the
-/// `test-ndarray` feature Burn's ndarray backend, which takes the generic path.
+/// A CPU autodiff device (training mode for spectrally normalized weights): Flex, or Burn's
+/// ndarray backend (which takes the generic path) when `SPECTRAL_NORM_TEST_BACKEND=ndarray`.
 pub fn device() -> Device {
-    #[cfg(feature = "test-ndarray")]
-    #[allow(deprecated)]
-    // Burn 0.22 deprecates ndarray in favour of Flex; here it is a second backend
-    return Device::ndarray().autodiff();
-    #[cfg(not(feature = "test-ndarray"))]
+    if on_ndarray() {
+        #[allow(deprecated)] // Burn 0.22 deprecates ndarray for Flex; here it is a second backend
+        return Device::ndarray().autodiff();
+    }
     Device::flex().autodiff()
+}
+
+/// Whether the suites were asked to run on ndarray.
+pub fn on_ndarray() -> bool {
+    std::env::var("SPECTRAL_NORM_TEST_BACKEND").is_ok_and(|backend| backend == "ndarray")
 }
 
 /// A float64 tensor from row-major values.
