@@ -35,6 +35,23 @@ use burn::config::Config;
 /// let _ = layer.forward(Tensor::<2>::ones([2, 8], &device));
 /// assert!(inspect(&layer.weight).unwrap().sigma > 0.0);
 /// ```
+///
+/// Instead of a fixed step count, a tolerance: each use iterates until σ settles.
+///
+/// ```
+/// use burn::nn::LinearConfig;
+/// use burn::prelude::*;
+/// use spectral_norm::{SpectralNorm, SpectralNormConfig, spectral_norm};
+///
+/// let device = Device::flex().autodiff();
+/// let config = SpectralNormConfig::new()
+///     .with_convergence_tolerance(Some(1e-6))
+///     .with_max_power_iterations(500);
+/// let layer = spectral_norm(&LinearConfig::new(16, 16).init(&device), &config).unwrap();
+/// let _ = layer.forward(Tensor::<2>::ones([2, 16], &device));
+/// let state = layer.weight.reparameterization::<SpectralNorm>().unwrap();
+/// assert!((2..=500).contains(&state.last_steps())); // from a random start: more than one
+/// ```
 #[derive(Config, Debug, PartialEq)]
 pub struct SpectralNormConfig {
     /// Path of the parameter to normalize: a field of the layer (`"weight"`, `"bias"`) or a
