@@ -232,8 +232,7 @@ pub fn render(rows: &[Row], records: &[Record]) -> String {
         out.push_str(&offsets_line(&these));
         out.push_str("\n| shape | ours: SN alone (eval) | PyTorch: SN alone (eval) | ours/PyTorch | ours: eval fwd +ovh | PyTorch eval fwd +ovh | ours/PyTorch |\n");
         out.push_str("|---|---|---|---|---|---|---|\n");
-        for row in these.iter().filter(|r| r.eval.is_some()) {
-            let Some(eval) = row.eval else { continue };
+        for (row, eval) in these.iter().filter_map(|row| Some((row, row.eval?))) {
             let ovh = eval.overhead.median_us;
             let torch = torch_eval(records, row);
             let alone = row.sn_eval.map(|s| s.median_us);

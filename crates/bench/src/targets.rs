@@ -79,6 +79,7 @@ impl Target {
 }
 
 /// Whether `shape` is held to 0.2× PyTorch: Linear from 1024², convolutions from 512×512×3×3.
+/// These are also the shapes the SN-alone target judges.
 fn strict(shape: &str) -> bool {
     SHAPES.iter().find(|s| s.name == shape).is_some_and(|s| {
         let big = if s.weight.len() == 2 {
@@ -90,11 +91,6 @@ fn strict(shape: &str) -> bool {
     })
 }
 
-/// The shapes the SN-alone target judges: the strict ones.
-fn judged_alone(shape: &str) -> bool {
-    strict(shape)
-}
-
 fn label(row: &Row, what: &str) -> String {
     format!("{} thread(s) {} {what}", row.threads, row.shape)
 }
@@ -104,7 +100,7 @@ pub fn check(rows: &[Row], records: &[Record]) -> Vec<Target> {
     let rows: Vec<&Row> = rows.iter().filter(|r| r.uses == 1).collect();
     let alone = rows
         .iter()
-        .filter(|row| judged_alone(&row.shape))
+        .filter(|row| strict(&row.shape))
         .map(|row| {
             let target = target_us(records, row);
             Check {
@@ -151,7 +147,7 @@ pub fn check(rows: &[Row], records: &[Record]) -> Vec<Target> {
 pub fn worst_alone(rows: &[Row], records: &[Record]) -> (Option<f64>, Option<f64>) {
     let judged = rows
         .iter()
-        .filter(|row| row.uses == 1 && judged_alone(&row.shape));
+        .filter(|row| row.uses == 1 && strict(&row.shape));
     let worst = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
@@ -267,7 +263,6 @@ mod tests {
     fn limits_follow_the_issue_by_shape() {
         assert!(strict("lin1024") && strict("lin8192") && strict("conv512x512x3x3"));
         assert!(!strict("lin256") && !strict("conv256x128x3x3") && !strict("conv64x3x3x3"));
-        assert!(judged_alone("lin4096") && !judged_alone("lin256"));
     }
 
     #[test]

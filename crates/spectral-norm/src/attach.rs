@@ -342,7 +342,8 @@ impl Reparameterizer for Attach<'_> {
         let (rows, cols) = self.estimator.vector_lengths(&base.dims());
         let device = base.clone().without_autodiff().device();
         let options = (&device, compute_dtype(base.dtype()));
-        let rule = Normalization::MaxEps(eps_for(self.eps, base.dtype()));
+        let eps = eps_for(self.eps, base.dtype());
+        let rule = Normalization::MaxEps(eps);
         let random = |len: usize| {
             normalize(
                 Tensor::random([len], Distribution::Normal(0.0, 1.0), options),
@@ -352,7 +353,6 @@ impl Reparameterizer for Attach<'_> {
         let (mut u, mut v) = (random(rows), random(cols));
         if let Some(steps) = NonZeroUsize::new(self.warmup) {
             let weight = widen(base.clone().without_autodiff());
-            let eps = eps_for(self.eps, base.dtype());
             let estimate = self.estimator.iterate(&weight, u, steps, eps);
             (u, v) = (estimate.u, estimate.v);
         }

@@ -77,8 +77,8 @@
 //!   the incoming gradient in place (a convolution's too, in the swapped layout Burn produces),
 //!   and eval mode caches `W/σ` while `W` is the same tensor and neither vector was written.
 //!   The storage survives optimizer steps. Large weights are split across the rayon pool.
-//!   f16/bf16 weights run the fused power iteration on their f32 widening and the generic
-//!   division (see below). Every other backend, dtype or layout runs the generic path in Burn
+//!   f16/bf16 weights run the fused power iteration and the closed-form division on their f32
+//!   widening (see below). Every other backend, dtype or layout runs the generic path in Burn
 //!   tensor operations, with the same results up to rounding.
 //! - `store`: checkpoint interop (see above).
 //!

@@ -4,7 +4,7 @@
 
 mod common;
 
-use burn::module::Param;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -226,7 +226,28 @@ fn a_learned_scale_on_a_half_weight_is_kept_in_f32_and_trained() {
             (gamma - 1.0).abs() > 1e-3,
             "{dtype:?}: the optimizer moved γ to {gamma}"
         );
+        let mut dtypes = ParamDtypes(Vec::new());
+        layer.visit(&mut dtypes);
+        // The weight, then its state: u, v and γ.
+        let f32 = DType::F32;
+        let want = [
+            (vec![64, 32], dtype),
+            (vec![32], f32),
+            (vec![64], f32),
+            (vec![1], f32),
+        ];
+        assert_eq!(dtypes.0, want);
         assert_eq!(layer.weight.val().dtype(), dtype);
+    }
+}
+
+/// The shape and dtype of every float parameter of a module, in visiting order.
+struct ParamDtypes(Vec<(Vec<usize>, DType)>);
+
+impl ModuleVisitor for ParamDtypes {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let base = param.base();
+        self.0.push((base.dims().to_vec(), base.dtype()));
     }
 }
 
