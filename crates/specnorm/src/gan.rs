@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 use spectral_norm::{SpectralNormConfig, inspect, spectral_norm};
 
-use crate::ring::Ring;
+use crate::mixture::Mixture;
 
 /// Width of the hidden layers of both networks.
 const HIDDEN: usize = 128;
@@ -124,7 +124,7 @@ pub struct RunConfig {
 }
 
 /// What a run recorded.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct History {
     /// Generator step of each σ record.
     pub record_steps: Vec<usize>,
@@ -145,22 +145,49 @@ fn noise(rng: &mut StdRng, rows: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(values, [rows, LATENT]), device)
 }
 
-/// Trains one GAN on `ring` with the non-saturating loss, returning its history.
-///
-/// Deterministic for a seed, provided nothing else draws from the CPU device's random
-/// generator (Burn's, which initializes the layers and `u`, `v`) at the same time.
-pub fn train(ring: &Ring, config: &RunConfig, progress: &ProgressBar) -> History {
-    let device = Device::flex().autodiff();
-    device.seed(config.seed);
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut generator = Generator::new(&device);
-    let mut discriminator = Discriminator::new(&device);
-    if config.spectral_norm {
-        for name in DISCRIMINATOR_LAYERS {
-            let sn = SpectralNormConfig::new().with_name(format!("{name}.weight"));
-            discriminator = spectral_norm(&discriminator, &sn).expect("a Linear weight");
+/// The networks of one run, built before training so that runs can train side by side:
+/// building draws from the device's random generator (weights, `u`, `v`), training does not.
+pub struct Networks {
+    generator: Generator,
+    discriminator: Discriminator,
+    device: Device,
+}
+
+impl Networks {
+    /// Fresh networks for `config`, seeded by its seed.
+    pub fn new(config: &RunConfig) -> Self {
+        let device = Device::flex().autodiff();
+        device.seed(config.seed);
+        let generator = Generator::new(&device);
+        let mut discriminator = Discriminator::new(&device);
+        if config.spectral_norm {
+            for name in DISCRIMINATOR_LAYERS {
+                let sn = SpectralNormConfig::new().with_name(format!("{name}.weight"));
+                discriminator = spectral_norm(&discriminator, &sn).expect("a Linear weight");
+            }
+        }
+        Self {
+            generator,
+            discriminator,
+            device,
         }
     }
+}
+
+/// Trains one GAN on `data` with the non-saturating loss, returning its history.
+/// Deterministic for a seed.
+pub fn train(
+    networks: Networks,
+    data: &Mixture,
+    config: &RunConfig,
+    progress: &ProgressBar,
+) -> History {
+    let Networks {
+        mut generator,
+        mut discriminator,
+        device,
+    } = networks;
+    let mut rng = StdRng::seed_from_u64(config.seed);
     let adam = AdamConfig::new()
         .with_beta_1(config.beta1)
         .with_beta_2(config.beta2);
@@ -169,7 +196,7 @@ pub fn train(ring: &Ring, config: &RunConfig, progress: &ProgressBar) -> History
     for step in 0..config.steps {
         let mut d_loss = 0.0;
         for _ in 0..config.n_dis {
-            let real = ring.sample(config.batch, &mut rng);
+            let real = data.sample(config.batch, &mut rng);
             let real = Tensor::<2>::from_data(TensorData::new(real, [config.batch, 2]), &device);
             let fake = generator
                 .forward(noise(&mut rng, config.batch, &device))
@@ -223,10 +250,8 @@ mod tests {
             record_every: 3,
         };
         train(
-            &Ring {
-                radius: 2.0,
-                std: 0.05,
-            },
+            Networks::new(&config),
+            &Mixture::ring(2.0, 0.05),
             &config,
             &ProgressBar::hidden(),
         )

@@ -10,7 +10,7 @@ use plotters::style::FontStyle;
 use crate::gan::{DISCRIMINATOR_LAYERS, History};
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-const COLORS: [RGBColor; 6] = [
+pub const COLORS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
@@ -32,7 +32,8 @@ pub fn register_font() -> Result<()> {
         .map_err(|_| anyhow!("the embedded font could not be loaded"))
 }
 
-fn err<E: std::fmt::Debug>(error: E) -> anyhow::Error {
+/// A plotters error as an anyhow error.
+pub fn err<E: std::fmt::Debug>(error: E) -> anyhow::Error {
     anyhow!("plotting failed: {error:?}")
 }
 
@@ -205,7 +206,7 @@ fn lines(
 }
 
 /// The series labels, boxed on a translucent white background.
-fn legend<'a, DB, CT>(
+pub fn legend<'a, DB, CT>(
     chart: &mut ChartContext<'a, DB, CT>,
     position: SeriesLabelPosition,
 ) -> Result<()>
@@ -224,7 +225,7 @@ where
 }
 
 /// Writes the PNG, naming it in any error.
-fn present(root: &DrawingArea<BitMapBackend<'_>, Shift>, path: &Path) -> Result<()> {
+pub fn present(root: &DrawingArea<BitMapBackend<'_>, Shift>, path: &Path) -> Result<()> {
     root.present()
         .map_err(err)
         .with_context(|| path.display().to_string())

@@ -38,7 +38,9 @@ pub const FILES: [(&str, &str); 6] = [
 /// Burn's CPU device has one random generator for the whole process, and the test harness runs
 /// tests on several threads. A test that seeds it and expects a repeatable run, and every test
 /// that draws from it (layer initialization, `spectral_norm`'s `u` and `v`), hold this turn
-/// while they do.
+/// while they do. So does every test that trains: two trainings at once in one process take
+/// autodiff node numbers from one counter, which changes the order gradients are summed in
+/// (`runs.rs`), so a training that expects a repeatable result must run alone.
 pub fn device_rng_turn() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
     TURN.lock().unwrap_or_else(PoisonError::into_inner)

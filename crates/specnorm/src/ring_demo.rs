@@ -1,23 +1,24 @@
-//! `specnorm demo`: the same GAN trained twice, with and without spectral normalization in the
+//! `specnorm ring`: the same GAN trained twice, with and without spectral normalization in the
 //! discriminator, then plots and a summary.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::MultiProgress;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::gan::{DISCRIMINATOR_LAYERS, History, RunConfig, train};
+use crate::gan::{DISCRIMINATOR_LAYERS, History, Networks, RunConfig, train};
+use crate::mixture::{Coverage, Mixture};
 use crate::plots;
-use crate::ring::{Coverage, Ring};
+use crate::runs::{Job, run_all};
 
-/// Options of the demo. The defaults are setting E of Miyato et al. (Adam α = 0.001,
+/// Options of the ring demo. The defaults are setting E of Miyato et al. (Adam α = 0.001,
 /// β₁ = 0.5, β₂ = 0.999, five discriminator updates per generator update), one of the
 /// aggressive settings in which the paper reports unnormalized GANs failing.
 #[derive(Args, Debug, Clone)]
-pub struct DemoArgs {
+pub struct RingArgs {
     /// Seed for initialization, data and noise (both runs use the same one).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -40,7 +41,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 128, value_parser = at_least_one())]
     pub batch: usize,
     /// Folder for the PNG plots (created if missing).
-    #[arg(long, default_value = "report")]
+    #[arg(long, default_value = "report-ring")]
     pub out: PathBuf,
 }
 
@@ -63,18 +64,14 @@ struct Run {
 }
 
 /// Runs the demo and prints the summary.
-pub fn run(args: &DemoArgs) -> Result<()> {
-    let ring = Ring {
-        radius: 2.0,
-        std: 0.05,
-    };
-    let bars = MultiProgress::new();
-    let style = ProgressStyle::with_template("{prefix:>16} {bar:40} {pos}/{len} steps {elapsed}")
-        .context("progress template")?;
-    let runs: Vec<Run> = [("with SN", true), ("without SN", false)]
+pub fn run(args: &RingArgs) -> Result<()> {
+    let ring = Mixture::ring(2.0, 0.05);
+    let jobs: Vec<Job<RunConfig>> = [("with SN", true), ("without SN", false)]
         .into_iter()
-        .map(|(name, spectral_norm)| {
-            let config = RunConfig {
+        .map(|(name, spectral_norm)| Job {
+            label: name.to_string(),
+            steps: args.steps,
+            config: RunConfig {
                 spectral_norm,
                 seed: args.seed,
                 steps: args.steps,
@@ -84,18 +81,22 @@ pub fn run(args: &DemoArgs) -> Result<()> {
                 beta1: args.beta1,
                 beta2: args.beta2,
                 record_every: (args.steps / 60).max(1),
-            };
-            let bar = bars.add(ProgressBar::new(args.steps as u64));
-            bar.set_style(style.clone());
-            bar.set_prefix(name);
-            let history = train(&ring, &config, &bar);
-            bar.finish();
-            let coverage = ring.coverage(&history.samples);
-            Run {
-                name,
-                history,
-                coverage,
-            }
+            },
+        })
+        .collect();
+    let histories = run_all(
+        &jobs,
+        &MultiProgress::new(),
+        Networks::new,
+        |networks, config, bar| train(networks, &ring, config, bar),
+    )?;
+    let runs: Vec<Run> = ["with SN", "without SN"]
+        .into_iter()
+        .zip(histories)
+        .map(|(name, history)| Run {
+            name,
+            coverage: ring.coverage(&history.samples),
+            history,
         })
         .collect();
 
@@ -105,7 +106,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
-fn write_plots(args: &DemoArgs, real: &[f32], runs: &[Run]) -> Result<()> {
+fn write_plots(args: &RingArgs, real: &[f32], runs: &[Run]) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     plots::register_font()?;
@@ -128,7 +129,7 @@ fn write_plots(args: &DemoArgs, real: &[f32], runs: &[Run]) -> Result<()> {
     Ok(())
 }
 
-fn print_summary(args: &DemoArgs, runs: &[Run]) {
+fn print_summary(args: &RingArgs, runs: &[Run]) {
     println!();
     println!(
         "Ring of 8 Gaussians, {} generator steps, {} D steps each, Adam lr {} β=({}, {}), seed {}",
@@ -149,8 +150,8 @@ fn print_summary(args: &DemoArgs, runs: &[Run]) {
         println!(
             "{:<12} {:>5}/8 {:>12.1}%   {}",
             run.name,
-            run.coverage.modes_covered,
-            100.0 * run.coverage.high_quality,
+            run.coverage.modes_with_share(0.01),
+            100.0 * run.coverage.high_quality(),
             sigmas.join(", ")
         );
     }
