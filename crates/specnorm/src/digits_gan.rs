@@ -255,7 +255,12 @@ mod tests {
     fn run(config: &RunConfig) -> Vec<f32> {
         let digits = Digits::embedded().unwrap();
         let _turn = device_rng_turn();
-        train(Networks::new(config), &digits, config, &ProgressBar::hidden())
+        train(
+            Networks::new(config),
+            &digits,
+            config,
+            &ProgressBar::hidden(),
+        )
     }
 
     #[test]
