@@ -8,7 +8,6 @@ use plotters::prelude::*;
 
 use crate::digits::PIXELS;
 use crate::plots::{COLORS, err, legend, present};
-use crate::sweep::Outcome;
 
 /// Screen pixels per image pixel.
 const SCALE: i32 = 5;
@@ -39,10 +38,11 @@ pub fn grid(path: &Path, title: &str, images: &[f32]) -> Result<()> {
     present(&root, path)
 }
 
-/// Per setting, the Fréchet distance with and without SN, on a log scale, with the floor.
-pub fn frechet_by_setting(path: &Path, outcomes: &[Outcome], floor: f64) -> Result<()> {
-    let names: Vec<char> = outcomes.iter().step_by(2).map(|o| o.setting.name).collect();
-    let values = || outcomes.iter().map(|o| o.frechet).chain([floor]);
+/// Per setting (its letter, the distance with SN, without SN), the Fréchet distances on a log
+/// scale, with the floor.
+pub fn frechet_by_setting(path: &Path, settings: &[(char, f64, f64)], floor: f64) -> Result<()> {
+    let names: Vec<char> = settings.iter().map(|s| s.0).collect();
+    let values = || settings.iter().flat_map(|s| [s.1, s.2]).chain([floor]);
     // Headroom above the highest point for the legend, which sits at the top left.
     let top = values().fold(f64::MIN, f64::max).max(1e-3) * 6.0;
     let bottom = values().fold(f64::MAX, f64::min).max(1e-3) / 2.0;
@@ -75,11 +75,13 @@ pub fn frechet_by_setting(path: &Path, outcomes: &[Outcome], floor: f64) -> Resu
         .map_err(err)?;
     for (color, spectral_norm, label) in [(0, true, "with SN"), (1, false, "without SN")] {
         let style = ShapeStyle::from(&COLORS[color]).stroke_width(2);
-        let points: Vec<(f64, f64)> = outcomes
+        let points: Vec<(f64, f64)> = settings
             .iter()
-            .filter(|o| o.spectral_norm == spectral_norm)
             .enumerate()
-            .map(|(i, o)| (i as f64, o.frechet.max(bottom)))
+            .map(|(i, &(_, with, without))| {
+                let value = if spectral_norm { with } else { without };
+                (i as f64, value.max(bottom))
+            })
             .collect();
         chart
             .draw_series(LineSeries::new(points.iter().copied(), style))

@@ -218,7 +218,12 @@ fn write_report(args: &DigitsArgs, yardstick: &Yardstick, outcomes: &[Outcome]) 
         );
         digit_plots::grid(&path, &title, &outcome.samples)?;
     }
-    digit_plots::frechet_by_setting(&args.out.join("frechet.png"), outcomes, yardstick.floor)?;
+    let by_setting: Vec<(char, f64, f64)> = outcomes
+        .chunks_exact(2)
+        .map(|pair| (pair[0].setting.name, pair[0].frechet, pair[1].frechet))
+        .collect();
+    let chart = args.out.join("frechet.png");
+    digit_plots::frechet_by_setting(&chart, &by_setting, yardstick.floor)?;
     let summary = summary(args, yardstick, outcomes);
     std::fs::write(args.out.join("summary.md"), &summary)
         .with_context(|| format!("writing {}", args.out.join("summary.md").display()))?;
