@@ -13,7 +13,6 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand_distr::{Distribution, StandardNormal};
-use spectral_norm::{SpectralNormConfig, spectral_norm};
 
 use crate::classifier::{images, to_vec};
 use crate::digits::{Digits, PIXELS};
@@ -154,33 +153,16 @@ pub struct RunConfig {
     pub samples: usize,
 }
 
-/// The networks of one run, built before training so that runs can then train in parallel:
-/// building draws from the device's random generator (weights, `u`, `v`), training does not.
-pub struct Networks {
-    generator: Generator,
-    discriminator: Discriminator,
-    device: Device,
-}
+/// The networks of one run.
+pub type Networks = crate::networks::Networks<Generator, Discriminator>;
 
-impl Networks {
-    /// Fresh networks for `config`, seeded by its seed.
-    pub fn new(config: &RunConfig) -> Self {
-        let device = Device::flex().autodiff();
-        device.seed(config.seed);
-        let generator = Generator::new(&device);
-        let mut discriminator = Discriminator::new(&device);
-        if config.spectral_norm {
-            for name in DISCRIMINATOR_WEIGHTS {
-                let sn = SpectralNormConfig::new().with_name(name.to_string());
-                discriminator = spectral_norm(&discriminator, &sn).expect("a weight layer");
-            }
-        }
-        Self {
-            generator,
-            discriminator,
-            device,
-        }
-    }
+/// Fresh networks for `config`, seeded by its seed.
+pub fn networks(config: &RunConfig) -> Networks {
+    let normalized: Vec<String> = match config.spectral_norm {
+        true => DISCRIMINATOR_WEIGHTS.map(String::from).into(),
+        false => Vec::new(),
+    };
+    Networks::new(config.seed, &normalized, Generator::new, Discriminator::new)
 }
 
 fn noise(rng: &mut StdRng, rows: usize, device: &Device) -> Tensor<2> {
@@ -255,12 +237,7 @@ mod tests {
     fn run(config: &RunConfig) -> Vec<f32> {
         let digits = Digits::embedded().unwrap();
         let _turn = device_rng_turn();
-        train(
-            Networks::new(config),
-            &digits,
-            config,
-            &ProgressBar::hidden(),
-        )
+        train(networks(config), &digits, config, &ProgressBar::hidden())
     }
 
     #[test]
@@ -280,16 +257,16 @@ mod tests {
     #[test]
     fn every_discriminator_weight_is_normalized_in_the_sn_runs() {
         let _turn = device_rng_turn();
-        let networks = Networks::new(&config(true, 1, 1));
+        let sn = networks(&config(true, 1, 1));
         let normalized = [
-            spectral_norm::inspect(&networks.discriminator.conv1.weight).is_some(),
-            spectral_norm::inspect(&networks.discriminator.conv2.weight).is_some(),
-            spectral_norm::inspect(&networks.discriminator.conv3.weight).is_some(),
-            spectral_norm::inspect(&networks.discriminator.conv4.weight).is_some(),
-            spectral_norm::inspect(&networks.discriminator.output.weight).is_some(),
+            spectral_norm::inspect(&sn.discriminator.conv1.weight).is_some(),
+            spectral_norm::inspect(&sn.discriminator.conv2.weight).is_some(),
+            spectral_norm::inspect(&sn.discriminator.conv3.weight).is_some(),
+            spectral_norm::inspect(&sn.discriminator.conv4.weight).is_some(),
+            spectral_norm::inspect(&sn.discriminator.output.weight).is_some(),
         ];
         assert_eq!(normalized, [true; 5]);
-        let plain = Networks::new(&config(false, 1, 1));
+        let plain = networks(&config(false, 1, 1));
         assert!(spectral_norm::inspect(&plain.discriminator.conv1.weight).is_none());
     }
 }

@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
-use spectral_norm::{SpectralNormConfig, inspect, spectral_norm};
+use spectral_norm::inspect;
 
 use crate::mixture::Mixture;
 
@@ -145,33 +145,18 @@ fn noise(rng: &mut StdRng, rows: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(values, [rows, LATENT]), device)
 }
 
-/// The networks of one run, built before training so that runs can train side by side:
-/// building draws from the device's random generator (weights, `u`, `v`), training does not.
-pub struct Networks {
-    generator: Generator,
-    discriminator: Discriminator,
-    device: Device,
-}
+/// The networks of one run.
+pub type Networks = crate::networks::Networks<Generator, Discriminator>;
 
-impl Networks {
-    /// Fresh networks for `config`, seeded by its seed.
-    pub fn new(config: &RunConfig) -> Self {
-        let device = Device::flex().autodiff();
-        device.seed(config.seed);
-        let generator = Generator::new(&device);
-        let mut discriminator = Discriminator::new(&device);
-        if config.spectral_norm {
-            for name in DISCRIMINATOR_LAYERS {
-                let sn = SpectralNormConfig::new().with_name(format!("{name}.weight"));
-                discriminator = spectral_norm(&discriminator, &sn).expect("a Linear weight");
-            }
-        }
-        Self {
-            generator,
-            discriminator,
-            device,
-        }
-    }
+/// Fresh networks for `config`, seeded by its seed.
+pub fn networks(config: &RunConfig) -> Networks {
+    let normalized: Vec<String> = match config.spectral_norm {
+        true => DISCRIMINATOR_LAYERS
+            .map(|name| format!("{name}.weight"))
+            .into(),
+        false => Vec::new(),
+    };
+    Networks::new(config.seed, &normalized, Generator::new, Discriminator::new)
 }
 
 /// Trains one GAN on `data` with the non-saturating loss, returning its history.
@@ -250,7 +235,7 @@ mod tests {
             record_every: 3,
         };
         train(
-            Networks::new(&config),
+            networks(&config),
             &Mixture::ring(2.0, 0.05),
             &config,
             &ProgressBar::hidden(),

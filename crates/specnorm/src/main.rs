@@ -16,6 +16,7 @@ mod frechet;
 mod gan;
 mod inspect;
 mod mixture;
+mod networks;
 mod pacgan;
 mod plots;
 mod ring_demo;

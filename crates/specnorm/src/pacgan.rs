@@ -13,7 +13,7 @@ use anyhow::Result;
 use clap::Args;
 use indicatif::MultiProgress;
 
-use crate::gan::{Networks, RunConfig, train};
+use crate::gan::{RunConfig, networks, train};
 use crate::mixture::{Coverage, Mixture};
 use crate::runs::{Job, run_all};
 
@@ -128,7 +128,7 @@ pub fn run(args: &PacganArgs) -> Result<()> {
     let samples = run_all(
         &jobs,
         &bars,
-        |(_, config)| Networks::new(config),
+        |(_, config)| networks(config),
         |networks, (set, config), bar| train(networks, &sets[*set].1, config, bar).samples,
     )?;
     let coverages: Vec<Coverage> = jobs

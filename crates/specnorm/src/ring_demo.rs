@@ -9,7 +9,7 @@ use indicatif::MultiProgress;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::gan::{DISCRIMINATOR_LAYERS, History, Networks, RunConfig, train};
+use crate::gan::{DISCRIMINATOR_LAYERS, History, RunConfig, networks, train};
 use crate::mixture::{Coverage, Mixture};
 use crate::plots;
 use crate::runs::{Job, run_all};
@@ -87,7 +87,7 @@ pub fn run(args: &RingArgs) -> Result<()> {
     let histories = run_all(
         &jobs,
         &MultiProgress::new(),
-        Networks::new,
+        networks,
         |networks, config, bar| train(networks, &ring, config, bar),
     )?;
     let runs: Vec<Run> = ["with SN", "without SN"]

@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use crate::classifier::{Classifier, FEATURES, class_shares};
 use crate::digit_plots;
 use crate::digits::{CLASSES, Digits};
-use crate::digits_gan::{Networks, RunConfig, SETTINGS, Setting, train};
+use crate::digits_gan::{RunConfig, SETTINGS, Setting, networks, train};
 use crate::frechet::frechet_distance;
 use crate::runs::{Job, run_all};
 
@@ -175,7 +175,7 @@ pub fn run(args: &DigitsArgs, default: &str) -> Result<()> {
         })
         .collect();
     let bars = MultiProgress::new();
-    let samples = run_all(&jobs, &bars, Networks::new, |networks, config, bar| {
+    let samples = run_all(&jobs, &bars, networks, |networks, config, bar| {
         train(networks, &digits, config, bar)
     })?;
     let spinner = bars.add(ProgressBar::new_spinner());
