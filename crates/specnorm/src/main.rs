@@ -18,6 +18,7 @@ mod inspect;
 mod mixture;
 mod networks;
 mod pacgan;
+mod parsers;
 mod plots;
 mod ring_demo;
 mod runs;

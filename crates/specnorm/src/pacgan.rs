@@ -15,6 +15,7 @@ use indicatif::MultiProgress;
 
 use crate::gan::{RunConfig, networks, train};
 use crate::mixture::{Coverage, Mixture};
+use crate::parsers::{at_least_one, positive};
 use crate::runs::{Job, run_all};
 
 /// Options of the PacGAN benchmark.
@@ -30,15 +31,11 @@ pub struct PacganArgs {
     #[arg(long, default_value_t = 1, value_parser = at_least_one())]
     pub n_dis: usize,
     /// Adam learning rate for both networks (PacGAN's: 1e-4, over 100 times more updates).
-    #[arg(long, default_value_t = 2e-4)]
+    #[arg(long, default_value_t = 2e-4, value_parser = positive)]
     pub lr: f64,
     /// Points per batch (PacGAN's: 100).
     #[arg(long, default_value_t = 100, value_parser = at_least_one())]
     pub batch: usize,
-}
-
-fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
-    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// A published row of PacGAN's Table 1: modes, high-quality share, reverse KL.

@@ -11,6 +11,7 @@ use rand::rngs::StdRng;
 
 use crate::gan::{DISCRIMINATOR_LAYERS, History, RunConfig, networks, train};
 use crate::mixture::{Coverage, Mixture};
+use crate::parsers::{at_least_one, positive};
 use crate::plots;
 use crate::runs::{Job, run_all};
 
@@ -43,17 +44,6 @@ pub struct RingArgs {
     /// Folder for the PNG plots (created if missing).
     #[arg(long, default_value = "report-ring")]
     pub out: PathBuf,
-}
-
-fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
-    clap::builder::RangedU64ValueParser::new().range(1..)
-}
-
-fn positive(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
-        _ => Err(format!("expected a finite number above 0, got {text:?}")),
-    }
 }
 
 /// One finished run.

@@ -16,6 +16,7 @@ use crate::digit_plots;
 use crate::digits::{CLASSES, Digits};
 use crate::digits_gan::{RunConfig, SETTINGS, Setting, networks, train};
 use crate::frechet::frechet_distance;
+use crate::parsers::at_least_one;
 use crate::runs::{Job, run_all};
 
 /// A class counts as covered when at least this share of the generated images is classified
@@ -43,10 +44,6 @@ pub struct DigitsArgs {
     /// Folder for the sample grids, the chart and summary.md (created if missing).
     #[arg(long, default_value = "report")]
     pub out: PathBuf,
-}
-
-fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
-    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// Settings picked by letter, in the paper's order, each once.
