@@ -1,0 +1,1 @@
+//! No library code: the checks are in `tests/`.
