@@ -2,6 +2,8 @@
 //! (the generic path, on every backend), shared by the hook-style reparameterization, Paddle's
 //! op and the one-shot measurements.
 
+use core::num::NonZeroUsize;
+
 use burn::tensor::Tensor;
 
 /// How the vectors are normalized. Paddle's two APIs disagree, and both are reproduced.
@@ -149,12 +151,78 @@ pub(crate) fn power_iterate(
     (u, v)
 }
 
+/// `iterations` power-iteration steps from `u` on `constant` (`v = normalize(Mᵀu)`, then
+/// `u = normalize(M v)`), the last step's `M v` taken on `tracked`, the same matrix in W's
+/// graph: `(u, v, M v)`. `σ = u · (M v)` from that product ([`sigma_from_product`]) is then
+/// differentiable in `M` without a second pass over it; the values are those of
+/// [`power_iterate`] followed by [`sigma`].
+pub(crate) fn power_iterate_to_product(
+    constant: &WeightMatrix,
+    tracked: &WeightMatrix,
+    u: Tensor<1>,
+    iterations: NonZeroUsize,
+    rule: Normalization,
+) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    let mut v = normalize(constant.transposed_times(u), rule);
+    for _ in 1..iterations.get() {
+        let u = normalize(constant.times(v), rule);
+        v = normalize(constant.transposed_times(u), rule);
+    }
+    let product = tracked.times(v.clone());
+    let u = normalize(product.clone().without_autodiff(), rule);
+    (u, v, product)
+}
+
 /// `σ = u · (M v)`: differentiable in `M`, with `u` and `v` taken as constants. Shape `[1]`.
 pub(crate) fn sigma(matrix: &WeightMatrix, u: Tensor<1>, v: Tensor<1>) -> Tensor<1> {
-    matrix.times(v).mul(u).sum()
+    sigma_from_product(matrix.times(v), u)
+}
+
+/// `σ = u · p` for a product `p = M v` already taken. Shape `[1]`.
+pub(crate) fn sigma_from_product(product: Tensor<1>, u: Tensor<1>) -> Tensor<1> {
+    product.mul(u).sum()
 }
 
 /// `W / σ`, broadcasting the one-element `σ` over every axis of `W`.
 pub(crate) fn divide<const D: usize>(weight: Tensor<D>, sigma: Tensor<1>) -> Tensor<D> {
     weight / sigma.reshape([1; D])
+}
+
+#[cfg(test)]
+mod tests {
+    use core::num::NonZeroUsize;
+
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::{
+        Normalization, WeightMatrix, power_iterate, power_iterate_to_product, sigma,
+        sigma_from_product,
+    };
+
+    /// Keeping the last product for σ changes no value: u, v and σ are bitwise those of the
+    /// iteration followed by a fresh `σ = u · (M v)`, for every kind of view.
+    #[test]
+    fn the_kept_product_gives_the_same_vectors_and_sigma_bit_for_bit() {
+        let device = Device::flex();
+        device.seed(3);
+        let rule = Normalization::MaxEps(1e-12);
+        let normal = Distribution::Normal(0.0, 1.0);
+        let blocks = |dim| WeightMatrix::new(Tensor::<3>::random([6, 5, 4], normal, &device), dim);
+        // A Linear weight `[in, out]` along its axis 1: the `inner = 1` view.
+        let linear = WeightMatrix::new(Tensor::<2>::random([7, 5], normal, &device), 1);
+        for matrix in [blocks(0), blocks(1), linear] {
+            let u0 = Tensor::<1>::random([matrix.size().0], Distribution::Default, &device);
+            for steps in [1, 3] {
+                let (u, v) = power_iterate(&matrix, u0.clone(), u0.zeros_like(), steps, rule);
+                let expected = sigma(&matrix, u.clone(), v.clone());
+                let iterations = NonZeroUsize::new(steps).unwrap();
+                let (u2, v2, product) =
+                    power_iterate_to_product(&matrix, &matrix, u0.clone(), iterations, rule);
+                let got = sigma_from_product(product, u2.clone());
+                for (a, b) in [(u, u2), (v, v2), (expected, got)] {
+                    a.into_data().assert_eq(&b.into_data(), true);
+                }
+            }
+        }
+    }
 }

@@ -270,20 +270,24 @@ impl SpectralNorm {
         weight.is_autodiff() && self.training.is_enabled()
     }
 
-    /// σ for the clamp's decision: the estimate's, or from its vectors (a pass over `W`).
+    /// σ for the clamp's decision and the convergence test: the estimate's, from its product
+    /// `A v`, or from its vectors (a pass over `W`).
     fn sigma_of<const D: usize>(&self, base: &Tensor<D>, estimate: &Estimate) -> f64 {
-        estimate.sigma.unwrap_or_else(|| {
-            let constant = base.clone().without_autodiff();
-            self.estimator.sigma(&constant, &estimate.u, &estimate.v)
-        })
+        if let Some(sigma) = estimate.sigma {
+            return sigma;
+        }
+        if let Some(product) = &estimate.product {
+            let u = estimate.u.clone().cast(product.dtype());
+            return (product.clone().without_autodiff() * u)
+                .sum()
+                .into_scalar::<f64>();
+        }
+        let constant = base.clone().without_autodiff();
+        self.estimator.sigma(&constant, &estimate.u, &estimate.v)
     }
 
     fn stored(&self) -> Estimate {
-        Estimate {
-            u: self.u.get(),
-            v: self.v.get(),
-            sigma: None,
-        }
+        Estimate::of_vectors(self.u.get(), self.v.get())
     }
 
     /// Runs the power iteration on the weight without gradient and stores the result.
@@ -291,9 +295,10 @@ impl SpectralNorm {
     /// `u`'s lock is held from reading it to storing the new pair: concurrent forwards then
     /// behave as if run one after another, and the stored `u`, `v` always belong together.
     fn advance<const D: usize>(&self, base: &Tensor<D>, eps: f64) -> Estimate {
-        let constant = base.clone().without_autodiff();
         self.u.update(|stored_u| {
-            let (estimate, steps) = self.iterate(&constant, stored_u.clone(), eps);
+            // The tracked weight: the iteration takes it as a constant, and the generic path
+            // keeps its last product in the graph for σ (see `Estimate::product`).
+            let (estimate, steps) = self.iterate(base, stored_u.clone(), eps);
             self.last_steps
                 .store(steps, std::sync::atomic::Ordering::Relaxed);
             self.v.set(estimate.v.clone());
@@ -362,7 +367,7 @@ impl SpectralNorm {
         let (len, dtype) = (base.shape().num_elements(), base.dtype());
         let widened = widen(base);
         let compute = widened.dtype();
-        let estimate = Estimate { u, v, sigma: None };
+        let estimate = Estimate::of_vectors(u, v);
         let divided = self
             .estimator
             .divide(widened, &estimate, || self.scratch.take(len, compute));

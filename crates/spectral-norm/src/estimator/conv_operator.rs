@@ -105,7 +105,7 @@ impl SigmaEstimator for OperatorNorm {
             v = normalize(self.adjoint(weight.clone(), u), rule);
             u = normalize(self.apply(weight.clone(), v.clone()), rule);
         }
-        Estimate { u, v, sigma: None }
+        Estimate::of_vectors(u, v)
     }
 
     fn sigma<const D: usize>(&self, weight: &Tensor<D>, u: &Tensor<1>, v: &Tensor<1>) -> f64 {

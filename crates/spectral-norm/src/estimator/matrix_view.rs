@@ -7,7 +7,9 @@ use burn::tensor::Tensor;
 
 use super::{Divided, Estimate, SigmaEstimator};
 use crate::accel::{self, Storage};
-use crate::matrix::{Normalization, WeightMatrix, divide, power_iterate, sigma};
+use crate::matrix::{
+    Normalization, WeightMatrix, divide, power_iterate_to_product, sigma, sigma_from_product,
+};
 
 /// σ of the matrix view `[shape[dim], numel / shape[dim]]`: `u` has `shape[dim]` elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,18 +55,19 @@ impl SigmaEstimator for MatrixView {
     ) -> Estimate {
         if let Some((u, v, sigma)) = accel::iterate(weight, self.dim, &u, iterations, eps) {
             return Estimate {
-                u,
-                v,
                 sigma: Some(sigma),
+                ..Estimate::of_vectors(u, v)
             };
         }
-        let weight_matrix = WeightMatrix::new(weight.clone().without_autodiff(), self.dim);
-        let u = conform(&u, &weight_matrix);
-        // With at least one step, the first `v = normalize(Mᵀu)` overwrites the start `v`.
-        let v = u.zeros_like();
+        let tracked = WeightMatrix::new(weight.clone(), self.dim);
+        let constant = tracked.without_autodiff();
+        let u = conform(&u, &constant);
         let rule = Normalization::MaxEps(eps);
-        let (u, v) = power_iterate(&weight_matrix, u, v, iterations.get(), rule);
-        Estimate { u, v, sigma: None }
+        let (u, v, product) = power_iterate_to_product(&constant, &tracked, u, iterations, rule);
+        Estimate {
+            product: Some(product),
+            ..Estimate::of_vectors(u, v)
+        }
     }
 
     fn sigma<const D: usize>(&self, weight: &Tensor<D>, u: &Tensor<1>, v: &Tensor<1>) -> f64 {
@@ -90,14 +93,16 @@ impl SigmaEstimator for MatrixView {
                 storage: Some(storage),
             };
         }
-        // The generic path recomputes σ in the graph, so that the gradient reaches W.
+        // The generic path takes σ in the graph, so that the gradient reaches W: from the
+        // iteration's last product where it kept one, else from the vectors (one more product).
         let weight_matrix = WeightMatrix::new(weight.clone(), self.dim);
-        let (u, v) = (
-            conform(&estimate.u, &weight_matrix),
-            conform(&estimate.v, &weight_matrix),
-        );
+        let u = conform(&estimate.u, &weight_matrix);
+        let sigma = match &estimate.product {
+            Some(product) => sigma_from_product(product.clone(), u),
+            None => sigma(&weight_matrix, u, conform(&estimate.v, &weight_matrix)),
+        };
         Divided {
-            weight: divide(weight, sigma(&weight_matrix, u, v)),
+            weight: divide(weight, sigma),
             storage: None,
         }
     }

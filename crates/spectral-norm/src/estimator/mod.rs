@@ -17,12 +17,28 @@ pub(crate) use conv_operator::OperatorNorm;
 pub(crate) use matrix_view::MatrixView;
 
 /// The result of a training-mode power iteration: the new vectors and, where the arithmetic
-/// produced it on the way, `σ = ⟨u, A v⟩` for them.
+/// produced them on the way, `σ = ⟨u, A v⟩` for them and `A v` itself in `W`'s graph.
 #[derive(Debug, Clone)]
 pub(crate) struct Estimate {
     pub u: Tensor<1>,
     pub v: Tensor<1>,
     pub sigma: Option<f64>,
+    /// `A v` for the final `v`, taken on the tracked weight: the generic path's last product,
+    /// from which `u` was normalized, so that the differentiable `σ = ⟨u, A v⟩` needs no second
+    /// pass over `W`.
+    pub product: Option<Tensor<1>>,
+}
+
+impl Estimate {
+    /// Just the vectors (stored ones, or from arithmetic that gives nothing more).
+    pub fn of_vectors(u: Tensor<1>, v: Tensor<1>) -> Self {
+        Self {
+            u,
+            v,
+            sigma: None,
+            product: None,
+        }
+    }
 }
 
 /// `W / σ`, and the storage it was written to when that storage can be handed back later.
@@ -38,8 +54,9 @@ pub(crate) trait SigmaEstimator {
     /// The lengths of `u` and `v` for a weight of shape `dims`.
     fn vector_lengths(&self, dims: &[usize]) -> (usize, usize);
 
-    /// `iterations` steps `v = normalize(Aᵀu)`, `u = normalize(A v)` from `u` on a weight
-    /// without gradient tracking.
+    /// `iterations` steps `v = normalize(Aᵀu)`, `u = normalize(A v)` from `u`, the weight
+    /// taken as a constant. `weight` may be tracked (the training use's): an estimator may then
+    /// keep the last `A v` in its graph as [`Estimate::product`] for [`Self::divide`].
     fn iterate<const D: usize>(
         &self,
         weight: &Tensor<D>,
@@ -52,7 +69,7 @@ pub(crate) trait SigmaEstimator {
     fn sigma<const D: usize>(&self, weight: &Tensor<D>, u: &Tensor<1>, v: &Tensor<1>) -> f64;
 
     /// `W / σ` with `σ = ⟨u, A(W) v⟩`, differentiable in `W` with `u`, `v` constant; `σ` is
-    /// `estimate.sigma` where given. Written into what `storage` offers where the backend can
+    /// `estimate.sigma` where given, and computed from `estimate.product` where that is given. Written into what `storage` offers where the backend can
     /// (it is asked only then).
     fn divide<const D: usize>(
         &self,
