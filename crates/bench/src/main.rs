@@ -4,8 +4,9 @@
 //! (f32): the spectral-norm computation alone in training mode, the training-step overhead over
 //! the plain layer (paired alternation, as `peers.py` does) and the eval-forward overhead. It
 //! measures the read and write bandwidth at each weight's own size for the floor (`n + 1`
-//! reads of W and one write of `W / σ`), then runs `peers.py` in the same invocation and prints
-//! the headline (SN alone against PyTorch's and Paddle's SN alone), the overheads, and which
+//! reads of W and one write of `W / σ`), then runs `peers.py` in the same invocation (twice for
+//! PyTorch: with glibc's default malloc and malloc-tuned) and prints the headline (SN alone
+//! against PyTorch's two and Paddle's SN alone), the overheads, the operator mode, and which
 //! rows meet the performance targets (`targets`). The last two lines are
 //! `worst SN-alone ratio vs PyTorch: Y` and `worst SN-alone ratio vs target: X` (X ≤ 1: every
 //! judged row met its target).
@@ -55,6 +56,10 @@ struct Args {
     /// Reuse a peers.py results file instead of running it.
     #[arg(long)]
     peers_json: Option<PathBuf>,
+    /// With `--peers-json`: the malloc-tuned PyTorch run's file (`peers-malloc-tuned.json`)
+    /// of the same run.
+    #[arg(long, requires = "peers_json")]
+    peers_tuned_json: Option<PathBuf>,
     /// Reuse our results file (an earlier run's `ours.json`) instead of measuring; with
     /// `--peers-json`, re-renders that run's report and verdict in seconds.
     #[arg(long)]
@@ -124,6 +129,10 @@ fn measure(case: Case<'_>, first_n: bool, threads: usize, budget: Budget) -> Row
         2 * budget.calls,
         STEP_PAIRS,
     );
+    let operator = calls
+        .sn_train_operator
+        .as_mut()
+        .map(|call| bench(call, budget.calls));
     let (sn_eval, eval) = if first_n {
         (
             Some(bench(&mut calls.sn_eval, budget.calls)),
@@ -153,6 +162,7 @@ fn measure(case: Case<'_>, first_n: bool, threads: usize, budget: Budget) -> Row
         step,
         sn_eval,
         eval,
+        operator,
         floor_us: bandwidth::floor_us(shape.numel(), n),
         plain_weight_offset: calls.plain_weight_offset,
     }
@@ -205,9 +215,15 @@ fn peer_budgets(args: &Args, rows: &[Row]) -> Result<Vec<(String, f64)>> {
     Ok(budgets)
 }
 
+/// peers.py's records: its run with glibc's default malloc (PyTorch and Paddle) and, for
+/// PyTorch, the malloc-tuned run, whose peer names carry [`peers::TUNED`].
 fn peer_records(args: &Args, rows: &[Row]) -> Result<Vec<peers::Record>> {
     if let Some(path) = &args.peers_json {
-        return peers::read(path);
+        let mut records = peers::read(path)?;
+        if let Some(tuned) = &args.peers_tuned_json {
+            records.extend(peers::read_tuned(tuned)?);
+        }
+        return Ok(records);
     }
     if args.no_peers {
         return Ok(Vec::new());
@@ -219,21 +235,27 @@ fn peer_records(args: &Args, rows: &[Row]) -> Result<Vec<peers::Record>> {
         );
     }
     let out = args.out.join("peers.json");
-    let _ = std::fs::remove_file(&out);
-    // One peers.py run per shape, each with its own budget, merged into one file.
-    for (i, (shape, budget)) in peer_budgets(args, rows)?.iter().enumerate() {
-        peers::run(&peers::Request {
-            python: &args.python,
-            script: &args.peers_script,
-            threads: &args.threads,
-            shapes: shape,
-            iters: &args.iters,
-            budget: *budget,
-            out: &out,
-            append: i > 0,
-        })?;
+    let tuned = args.out.join("peers-malloc-tuned.json");
+    for (malloc_tuned, file) in [(false, &out), (true, &tuned)] {
+        let _ = std::fs::remove_file(file);
+        // One peers.py run per shape, each with its own budget, merged into one file.
+        for (i, (shape, budget)) in peer_budgets(args, rows)?.iter().enumerate() {
+            peers::run(&peers::Request {
+                python: &args.python,
+                script: &args.peers_script,
+                threads: &args.threads,
+                shapes: shape,
+                iters: &args.iters,
+                budget: *budget,
+                out: file,
+                append: i > 0,
+                malloc_tuned,
+            })?;
+        }
     }
-    peers::read(&out)
+    let mut records = peers::read(&out)?;
+    records.extend(peers::read_tuned(&tuned)?);
+    Ok(records)
 }
 
 fn main() -> Result<()> {

@@ -50,7 +50,14 @@ pub struct Request<'a> {
     pub out: &'a Path,
     /// Merge into `out` (records of other shapes kept) instead of starting it afresh.
     pub append: bool,
+    /// PyTorch only, with glibc's malloc told to keep freed memory in the process (peers.py's
+    /// `--malloc-tuned`): no fresh pages, so no page faults, for its W-sized temporaries.
+    pub malloc_tuned: bool,
 }
+
+/// The suffix [`read_tuned`] gives the peer names of a malloc-tuned run's records
+/// (`torch_hook+malloc-tuned`), so that both runs' records can sit in one list.
+pub const TUNED: &str = "+malloc-tuned";
 
 /// Runs peers.py, echoing its progress lines; its records are then in `request.out`.
 pub fn run(request: &Request) -> Result<()> {
@@ -72,6 +79,11 @@ pub fn run(request: &Request) -> Result<()> {
         .args(["--quiet-wait", "60", "--out"])
         .arg(request.out)
         .args(request.append.then_some("--append"))
+        .args(if request.malloc_tuned {
+            &["--malloc-tuned", "--frameworks", "torch"][..]
+        } else {
+            &[]
+        })
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {} {}", request.python, request.script.display()))?;
@@ -93,6 +105,15 @@ pub fn read(path: &Path) -> Result<Vec<Record>> {
     let results: Results =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     Ok(results.records)
+}
+
+/// Reads a malloc-tuned run's results file, its peer names suffixed with [`TUNED`].
+pub fn read_tuned(path: &Path) -> Result<Vec<Record>> {
+    let mut records = read(path)?;
+    for record in &mut records {
+        record.peer.push_str(TUNED);
+    }
+    Ok(records)
 }
 
 /// Looks up one median.

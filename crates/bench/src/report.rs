@@ -27,6 +27,10 @@ pub struct Row {
     pub sn_eval: Option<Stats>,
     /// Eval forward, paired with the plain layer (first `n` only).
     pub eval: Option<Paired>,
+    /// The spectral-norm computation alone, training mode, with σ estimated as the
+    /// convolution's operator norm (convolutions; runs before 2026-12-07: not measured).
+    #[serde(default)]
+    pub operator: Option<Stats>,
     /// Floor in µs: `n + 1` reads of the weight and one write of `W / σ` at the bandwidths
     /// measured at the weight's size (runs before 2026-12-03: `n + 1` reads at DRAM's rate).
     pub floor_us: f64,
@@ -84,21 +88,25 @@ fn fmt_opt(value: Option<f64>, f: impl Fn(f64) -> String) -> String {
     value.map(f).unwrap_or_else(|| "–".into())
 }
 
-/// The faster of PyTorch's two spectral norms, computation alone in training mode (peers.py's
+/// One of PyTorch's spectral norms (`torch_hook`: `torch.nn.utils.spectral_norm`,
+/// `torch_param`: the parametrization), computation alone in training mode (peers.py's
 /// `hook_train`, the same work as ours: power iteration, σ, `W / σ`, graph recorded).
+fn torch_alone_of(records: &[Record], row: &Row, peer: &str) -> Option<f64> {
+    peers::median(
+        records,
+        peer,
+        row.threads,
+        &row.shape,
+        "hook_train",
+        Some(row.n),
+    )
+}
+
+/// The faster of PyTorch's two spectral norms, computation alone in training mode.
 pub(crate) fn torch_alone(records: &[Record], row: &Row) -> Option<f64> {
     ["torch_hook", "torch_param"]
         .iter()
-        .filter_map(|peer| {
-            peers::median(
-                records,
-                peer,
-                row.threads,
-                &row.shape,
-                "hook_train",
-                Some(row.n),
-            )
-        })
+        .filter_map(|peer| torch_alone_of(records, row, peer))
         .reduce(f64::min)
 }
 
@@ -131,23 +139,36 @@ fn fmt_overhead(paired: &crate::timing::Paired, fmt: impl Fn(f64) -> String) -> 
     }
 }
 
-/// PyTorch's smaller training-step overhead of its two spectral norms: we compare against the
-/// stronger peer.
+/// PyTorch's smaller training-step overhead of its two spectral norms in one peers.py run:
+/// `run` is `""` for the run with glibc's default malloc, [`peers::TUNED`] for the malloc-tuned
+/// one.
+fn torch_step_in(records: &[Record], row: &Row, run: &str) -> Option<f64> {
+    ["torch_hook", "torch_param"]
+        .iter()
+        .filter_map(|peer| {
+            let peer = format!("{peer}{run}");
+            peers::median(
+                records,
+                &peer,
+                row.threads,
+                &row.shape,
+                "step_ovh",
+                Some(row.n),
+            )
+        })
+        .reduce(f64::min)
+}
+
+/// PyTorch's smallest training-step overhead: of its two spectral norms, with either malloc
+/// setting. We compare against the stronger peer.
 pub(crate) fn torch_step(records: &[Record], row: &Row) -> Option<f64> {
-    let get = |peer| {
-        peers::median(
-            records,
-            peer,
-            row.threads,
-            &row.shape,
-            "step_ovh",
-            Some(row.n),
-        )
-    };
-    match (get("torch_hook"), get("torch_param")) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    [
+        torch_step_in(records, row, ""),
+        torch_step_in(records, row, peers::TUNED),
+    ]
+    .into_iter()
+    .flatten()
+    .reduce(f64::min)
 }
 
 fn torch_eval_alone(records: &[Record], row: &Row) -> Option<f64> {
@@ -181,8 +202,8 @@ pub fn render(rows: &[Row], records: &[Record]) -> String {
                 row.uses
             );
         }
-        out.push_str("| shape | n | ours: SN alone | PyTorch: SN alone | ours/PyTorch | Paddle: SN alone | ours/Paddle | floor | ×floor | target | ×target |\n");
-        out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| shape | n | ours: SN alone | PyTorch hook | PyTorch parametrization | ours/PyTorch | Paddle: SN alone | ours/Paddle | floor | ×floor | target | ×target |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for row in &these {
             let ours = row.sn_train.median_us;
             let (torch, paddle) = (torch_alone(records, row), paddle_alone(records, row));
@@ -190,11 +211,12 @@ pub fn render(rows: &[Row], records: &[Record]) -> String {
             let ratio3 = |r: Option<f64>| fmt_opt(r, |r| format!("{r:.3}"));
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} |",
                 row.shape,
                 row.n,
                 fmt_us(ours),
-                fmt_opt(torch, fmt_us),
+                fmt_opt(torch_alone_of(records, row, "torch_hook"), fmt_us),
+                fmt_opt(torch_alone_of(records, row, "torch_param"), fmt_us),
                 ratio3(ratio(ours, torch)),
                 fmt_opt(paddle, fmt_us),
                 ratio3(ratio(ours, paddle)),
@@ -204,11 +226,13 @@ pub fn render(rows: &[Row], records: &[Record]) -> String {
                 ratio3(ratio(ours, target)),
             );
         }
-        out.push_str("\n| shape | n | ours: step +ovh | PyTorch +ovh | Paddle +ovh | ours/PyTorch | ours/Paddle |\n");
-        out.push_str("|---|---|---|---|---|---|---|\n");
+        out.push_str("\n| shape | n | ours: step +ovh | PyTorch +ovh | PyTorch +ovh, malloc-tuned | Paddle +ovh | ours/PyTorch | ours/Paddle |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|\n");
         for row in &these {
             let ovh = row.step.overhead.median_us;
             let torch = torch_step(records, row);
+            let torch_default = torch_step_in(records, row, "");
+            let torch_tuned = torch_step_in(records, row, peers::TUNED);
             let paddle = peers::median(
                 records,
                 "paddle",
@@ -219,11 +243,12 @@ pub fn render(rows: &[Row], records: &[Record]) -> String {
             );
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 row.shape,
                 row.n,
                 fmt_overhead(&row.step, fmt_us),
-                fmt_opt(torch, fmt_us),
+                fmt_opt(torch_default, fmt_us),
+                fmt_opt(torch_tuned, fmt_us),
                 fmt_opt(paddle, fmt_us),
                 fmt_opt(ratio(ovh, torch), |r| format!("{r:.3}")),
                 fmt_opt(ratio(ovh, paddle), |r| format!("{r:.3}")),
@@ -251,28 +276,56 @@ pub fn render(rows: &[Row], records: &[Record]) -> String {
                 fmt_opt(ratio(ovh, torch), |r| format!("{r:.3}")),
             );
         }
+        out.push_str(&operator_table(&these, records));
     }
     out
 }
 
-/// Where the plain layers' weights started, per row: the Flex matmul is faster on a weight that
-/// starts on a cache line, as our `W / σ` always does (and, from 2 MiB, on huge pages, which
-/// ours ask Linux for and Burn's allocations do not).
+/// The operator mode (σ as the convolution's operator norm on the benchmark's input size)
+/// against the matrix view of the same weight, ours and PyTorch's: SN alone, training mode.
+fn operator_table(rows: &[&Row], records: &[Record]) -> String {
+    let mut out = String::new();
+    for (row, operator) in rows.iter().filter_map(|row| Some((row, row.operator?))) {
+        if out.is_empty() {
+            out.push_str("\n| shape | n | ours, operator mode: SN alone | ours, matrix view | ×matrix view | PyTorch (matrix view) | ×PyTorch |\n");
+            out.push_str("|---|---|---|---|---|---|---|\n");
+        }
+        let (ours, matrix) = (operator.median_us, row.sn_train.median_us);
+        let torch = torch_alone(records, row);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.1} | {} | {} |",
+            row.shape,
+            row.n,
+            fmt_us(ours),
+            fmt_us(matrix),
+            ours / matrix,
+            fmt_opt(torch, fmt_us),
+            fmt_opt(ratio(ours, torch), |r| format!("{r:.1}")),
+        );
+    }
+    out
+}
+
+/// Where the plain layers' weights started, per row. From 2026-12-07 the plain layer's weight
+/// is in the same kind of storage as our `W / σ` (on a cache line, huge pages asked for from
+/// 2 MiB); earlier runs compared against Burn's own allocation (16-byte aligned, mostly 16 B
+/// past a line), on which the Flex matmul is slower, so part of their overheads was layout.
 fn offsets_line(rows: &[&Row]) -> String {
     let each: Vec<String> = rows
         .iter()
         .map(|r| format!("{} n={} {} B", r.shape, r.n, r.plain_weight_offset))
         .collect();
     format!(
-        "\nPlain layers' weights, bytes past a 64-byte line (ours start on one, and from 2 MiB on \
-         Linux ask for transparent huge pages, which Burn's allocations do not): {}.\n",
+        "\nPlain layers' weights, bytes past a 64-byte line (ours start on one): {}.\n",
         each.join(", ")
     )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Row, fmt_fine_us, fmt_us, render, target_us};
+    use super::{Row, fmt_fine_us, fmt_us, render, target_us, torch_step};
+    use crate::peers;
     use crate::peers::Record;
 
     fn row_json(uses: Option<usize>, overhead: &str) -> String {
@@ -337,7 +390,52 @@ mod tests {
         assert_eq!(target_us(&[], &row), None);
         let table = render(&[row], &records);
         assert!(
-            table.contains("| lin256 | 1 | 10 µs | 40 µs | 0.250 | 400 µs | 0.025 | 5 µs | 2.00 | 10 µs | 1.000 |"),
+            table.contains("| lin256 | 1 | 10 µs | 80 µs | 40 µs | 0.250 | 400 µs | 0.025 | 5 µs | 2.00 | 10 µs | 1.000 |"),
+            "{table}"
+        );
+    }
+
+    fn step_record(peer: &str, median: f64) -> Record {
+        Record {
+            measure: "step_ovh".into(),
+            median_us: median,
+            ..alone(peer, 0.0)
+        }
+    }
+
+    /// PyTorch's step overhead is shown with glibc's default malloc and malloc-tuned; ours is
+    /// held to the smallest of the four (two spectral norms, two malloc settings).
+    #[test]
+    fn the_step_overhead_is_shown_against_both_malloc_settings_and_judged_by_the_smaller() {
+        let tuned = |peer: &str| format!("{peer}{}", peers::TUNED);
+        let records = [
+            step_record("torch_hook", 100.0),
+            step_record("torch_param", 120.0),
+            step_record(&tuned("torch_hook"), 60.0),
+            step_record(&tuned("torch_param"), 50.0),
+        ];
+        let row = row(None);
+        assert_eq!(torch_step(&records, &row), Some(50.0));
+        assert_eq!(torch_step(&records[..2], &row), Some(100.0));
+        let table = render(&[row], &records);
+        assert!(
+            table.contains("| lin256 | 1 | 10 µs | 100 µs | 50 µs | – | 0.200 | – |"),
+            "{table}"
+        );
+    }
+
+    /// The operator mode's table appears for rows that measured it, against the same row's
+    /// matrix view and PyTorch's SN alone.
+    #[test]
+    fn the_operator_mode_is_shown_beside_the_matrix_view() {
+        let mut with = row(None);
+        assert!(!render(&[with.clone()], &[]).contains("operator mode"));
+        with.operator = Some(
+            serde_json::from_str(r#"{"median_us": 250.0, "min_us": 240.0, "reps": 31}"#).unwrap(),
+        );
+        let table = render(&[with], &[alone("torch_hook", 50.0)]);
+        assert!(
+            table.contains("| lin256 | 1 | 250 µs | 10 µs | 25.0 | 50 µs | 5.0 |"),
             "{table}"
         );
     }
