@@ -4,19 +4,9 @@
 //! Lipschitz bound), and `bake` bakes operator-mode weights (whose u and v are a sample, not a
 //! matrix axis).
 //!
-//! ```json
-//! {"input": [3, 32, 32],
-//!  "layers": [{"key": "conv1.weight", "stride": [1, 1], "padding": [1, 1]},
-//!             {"key": "conv2.weight", "stride": [2, 2], "padding": [[1, 0], [1, 0]]},
-//!             {"name": "pool", "lipschitz": 0.5, "output": [64, 8, 8]},
-//!             {"key": "fc.weight"}]}
-//! ```
-//!
-//! `input` is one sample, `[channels, spatial…]`. A layer is a weight by `key` (the stored
-//! weight's or the plain one's): rank 3 to 5 is a convolution on the previous layer's output
-//! (options `stride`, `padding` (per axis `P` or `[before, after]`), `dilation`, `groups`,
-//! `transpose`, `output_padding`; defaults 1, 0, 1, 1, false, 0), rank 2 a Linear layer on
-//! it flattened (either layout). Or any other layer by its Lipschitz constant and output shape.
+//! The format, with an example, is in `docs/cli.md` (`--network`): a sample's input shape and
+//! the layers in order, each a weight by key with its convolution options, or any other layer
+//! by its Lipschitz constant and output shape.
 //! Between layers only 1-Lipschitz maps (ReLU and the like) and no skip connections.
 
 use std::collections::BTreeMap;

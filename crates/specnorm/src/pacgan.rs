@@ -122,12 +122,9 @@ pub fn run(args: &PacganArgs) -> Result<()> {
         }
     }
     let bars = MultiProgress::new();
-    let samples = run_all(
-        &jobs,
-        &bars,
-        |(_, config)| networks(config),
-        |networks, (set, config), bar| train(networks, &sets[*set].1, config, bar).samples,
-    )?;
+    let samples = run_all(&jobs, &bars, |(set, config), bar| {
+        train(networks(config), &sets[*set].1, config, bar).samples
+    })?;
     let coverages: Vec<Coverage> = jobs
         .iter()
         .zip(&samples)

@@ -74,12 +74,9 @@ pub fn run(args: &RingArgs) -> Result<()> {
             },
         })
         .collect();
-    let histories = run_all(
-        &jobs,
-        &MultiProgress::new(),
-        networks,
-        |networks, config, bar| train(networks, &ring, config, bar),
-    )?;
+    let histories = run_all(&jobs, &MultiProgress::new(), |config, bar| {
+        train(networks(config), &ring, config, bar)
+    })?;
     let runs: Vec<Run> = ["with SN", "without SN"]
         .into_iter()
         .zip(histories)

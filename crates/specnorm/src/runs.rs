@@ -42,20 +42,19 @@ pub struct Job<C> {
 
 /// Runs every job in a worker process of its own and returns the results in the jobs' order.
 ///
-/// In a worker (the process [`JOB`] names a job for) it builds that job's networks with
-/// `build`, trains them with `train`, writes the result and exits the process: the caller's
-/// code after this call never runs there, so everything the command computes before it must be
+/// In a worker (the process [`JOB`] names a job for) it runs that job with `run` (building
+/// and training its networks), writes the result and exits the process: the caller's code
+/// after this call never runs there, so everything the command computes before it must be
 /// cheap or needed by the jobs.
-pub fn run_all<C, N, R: Serialize + DeserializeOwned>(
+pub fn run_all<C, R: Serialize + DeserializeOwned>(
     jobs: &[Job<C>],
     bars: &MultiProgress,
-    build: impl Fn(&C) -> N,
-    train: impl Fn(N, &C, &ProgressBar) -> R,
+    run: impl Fn(&C, &ProgressBar) -> R,
 ) -> Result<Vec<R>> {
     if let Some(index) = std::env::var_os(JOB) {
         let index = job_index(&index, jobs.len())?;
         let job = &jobs[index];
-        let result = work(|bar| train(build(&job.config), &job.config, bar));
+        let result = work(|bar| run(&job.config, bar));
         let output = std::env::var_os(OUTPUT).ok_or_else(|| anyhow!("{OUTPUT} is not set"))?;
         let json = serde_json::to_vec(&result).context("encoding a job's result")?;
         std::fs::write(&output, json).with_context(|| format!("writing {output:?}"))?;
@@ -65,7 +64,7 @@ pub fn run_all<C, N, R: Serialize + DeserializeOwned>(
         // A unit test's executable is the test harness, not specnorm: run in process.
         return Ok(jobs
             .iter()
-            .map(|job| train(build(&job.config), &job.config, &ProgressBar::hidden()))
+            .map(|job| run(&job.config, &ProgressBar::hidden()))
             .collect());
     }
     let exe = std::env::current_exe().context("locating the specnorm executable")?;

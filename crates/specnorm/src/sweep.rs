@@ -107,7 +107,7 @@ impl Yardstick {
         bar.set_message("training the feature classifier");
         let classifier = Classifier::train(&train, seed);
         let accuracy = classifier.accuracy(&test);
-        let (half_a, half_b) = digits.split(digits.len() / 2, &mut rng);
+        let (half_a, half_b) = digits.split(compared(digits), &mut rng);
         let reference = classifier.features(&half_a.images);
         let floor = frechet_distance(&reference, &classifier.features(&half_b.images), FEATURES);
         bar.finish_with_message(format!(
@@ -137,6 +137,12 @@ impl Yardstick {
     }
 }
 
+/// Images per compared set: the real digits split in two halves, one the reference for the
+/// generated images and the other the floor's.
+fn compared(digits: &Digits) -> usize {
+    digits.len() / 2
+}
+
 /// All six settings, `specnorm digits`'s default.
 pub const ALL: &str = "ABCDEF";
 /// The two settings `specnorm` runs without a command: α = 0.001 with five discriminator steps,
@@ -151,8 +157,9 @@ pub fn run(args: &DigitsArgs, default: &str) -> Result<()> {
         None => settings(default).map_err(anyhow::Error::msg)?,
     };
     let digits = Digits::embedded()?;
-    // The same split `Yardstick::new` makes: the generated sets match the real half in size.
-    let compared = digits.len() / 2;
+    // Generated sets match the real half they are compared with in size. The yardstick is
+    // built after the runs: the workers would otherwise each train the classifier.
+    let compared = compared(&digits);
     let jobs: Vec<Job<RunConfig>> = picked
         .0
         .iter()
@@ -172,8 +179,8 @@ pub fn run(args: &DigitsArgs, default: &str) -> Result<()> {
         })
         .collect();
     let bars = MultiProgress::new();
-    let samples = run_all(&jobs, &bars, networks, |networks, config, bar| {
-        train(networks, &digits, config, bar)
+    let samples = run_all(&jobs, &bars, |config, bar| {
+        train(networks(config), &digits, config, bar)
     })?;
     let spinner = bars.add(ProgressBar::new_spinner());
     let yardstick = Yardstick::new(&digits, args.seed, &spinner);
