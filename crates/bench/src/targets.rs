@@ -183,6 +183,8 @@ pub fn render(targets: &[Target]) -> String {
             let _ = write!(out, "; missed: {} {value:.3}", miss.row);
         }
         let mut reasons: Vec<&str> = target.checks.iter().filter_map(|c| c.unjudged).collect();
+        // Each reason once, with all of its rows, however the rows' reasons alternate.
+        reasons.sort_unstable();
         reasons.dedup();
         for reason in reasons {
             let rows: Vec<&str> = target
@@ -329,6 +331,23 @@ mod tests {
         );
         let text = render(&targets);
         assert!(text.contains("0 of 0 rows met"), "{text}");
+        // A reason shared by rows that others' reasons separate is listed once, with both.
+        let mut alternating = targets[1].clone();
+        let first = alternating.checks[0].clone();
+        alternating.checks.push(Check {
+            row: "later".into(),
+            ..first
+        });
+        let listed = render(&[alternating]);
+        assert_eq!(
+            listed.matches("no positive PyTorch reference").count(),
+            1,
+            "{listed}"
+        );
+        assert!(
+            listed.contains("1 thread(s) conv64x3x3x3 n = 1, later"),
+            "{listed}"
+        );
         assert!(
             text.contains("not judged, our overhead is negative: 1 thread(s) lin256 n = 1"),
             "{text}"
