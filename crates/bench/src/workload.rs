@@ -1,6 +1,6 @@
 //! The layers peers.py measures, built on Burn's Flex backend, and the calls timed on them.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::{GradientsParams, SgdConfig};
@@ -119,40 +119,59 @@ pub fn calls(shape: &Shape, n_power_iterations: usize, uses: usize) -> Calls {
     let x = Tensor::<4>::random(pad4(shape.input), Distribution::Normal(0.0, 1.0), &device);
     if shape.is_linear() {
         let layer = LinearConfig::new(shape.weight[1], shape.weight[0]).init(&device);
-        let sn = spectral_norm(&layer, &config).expect("a Linear weight takes spectral norm");
         let x = x.reshape([shape.input[0], shape.input[1]]).require_grad();
-        let plain = same_layout(&layer, &config);
-        let (plain_eval, sn_eval) = (plain.valid(), sn.valid());
-        let plain_weight_offset = offset_in_line(plain.weight.val());
-        Calls {
-            sn_train: alone(sn.weight.clone()),
-            sn_eval: alone(sn_eval.weight.clone()),
-            sn_train_operator: None,
-            step_plain: step(plain, x.clone(), Linear::forward, uses),
-            step_sn: step(sn, x.clone(), Linear::forward, uses),
-            eval_plain: step_eval(plain_eval, x.clone().without_autodiff(), Linear::forward),
-            eval_sn: step_eval(sn_eval, x.without_autodiff(), Linear::forward),
-            plain_weight_offset,
-        }
+        let layers = Layers::new(&layer, &config, |l: &Linear| &l.weight);
+        layers.calls(x, Linear::forward, None, uses)
     } else {
         let layer = Conv2dConfig::new([shape.weight[1], shape.weight[0]], [shape.weight[2]; 2])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
             .init(&device);
-        let sn = spectral_norm(&layer, &config).expect("a Conv2d weight takes spectral norm");
         let operator = spectral_norm_conv(&layer, shape.input[2..].to_vec(), &config)
             .expect("a Conv2d takes the operator mode");
-        let x = x.require_grad();
-        let plain = same_layout(&layer, &config);
+        let layers = Layers::new(&layer, &config, |l: &Conv2d| &l.weight);
+        layers.calls(
+            x.require_grad(),
+            Conv2d::forward,
+            Some(alone(operator.weight)),
+            uses,
+        )
+    }
+}
+
+/// A layer normalized and plain (in our layout), and how to reach its weight.
+struct Layers<M, const W: usize> {
+    sn: M,
+    plain: M,
+    weight: fn(&M) -> &Param<Tensor<W>>,
+}
+
+impl<M: Module + 'static, const W: usize> Layers<M, W> {
+    fn new(layer: &M, config: &SpectralNormConfig, weight: fn(&M) -> &Param<Tensor<W>>) -> Self {
+        Self {
+            sn: spectral_norm(layer, config).expect("the layer's weight takes spectral norm"),
+            plain: same_layout(layer, config),
+            weight,
+        }
+    }
+
+    fn calls<const D: usize>(
+        self,
+        x: Tensor<D>,
+        forward: fn(&M, Tensor<D>) -> Tensor<D>,
+        sn_train_operator: Option<Call>,
+        uses: usize,
+    ) -> Calls {
+        let Self { sn, plain, weight } = self;
         let (plain_eval, sn_eval) = (plain.valid(), sn.valid());
-        let plain_weight_offset = offset_in_line(plain.weight.val());
+        let plain_weight_offset = offset_in_line(weight(&plain).val());
         Calls {
-            sn_train: alone(sn.weight.clone()),
-            sn_eval: alone(sn_eval.weight.clone()),
-            sn_train_operator: Some(alone(operator.weight)),
-            step_plain: step(plain, x.clone(), Conv2d::forward, uses),
-            step_sn: step(sn, x.clone(), Conv2d::forward, uses),
-            eval_plain: step_eval(plain_eval, x.clone().without_autodiff(), Conv2d::forward),
-            eval_sn: step_eval(sn_eval, x.without_autodiff(), Conv2d::forward),
+            sn_train: alone(weight(&sn).clone()),
+            sn_eval: alone(weight(&sn_eval).clone()),
+            sn_train_operator,
+            step_plain: step(plain, x.clone(), forward, uses),
+            step_sn: step(sn, x.clone(), forward, uses),
+            eval_plain: step_eval(plain_eval, x.clone().without_autodiff(), forward),
+            eval_sn: step_eval(sn_eval, x.without_autodiff(), forward),
             plain_weight_offset,
         }
     }
@@ -171,7 +190,7 @@ fn same_layout<M: Module>(layer: &M, config: &SpectralNormConfig) -> M {
 }
 
 /// The spectral-norm computation alone: the weight's value, dropped.
-fn alone<const D: usize>(weight: burn::module::Param<Tensor<D>>) -> Call {
+fn alone<const D: usize>(weight: Param<Tensor<D>>) -> Call {
     Box::new(move || drop(weight.val()))
 }
 
