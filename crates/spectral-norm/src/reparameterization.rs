@@ -87,7 +87,7 @@ impl Reparameterization for SpectralNorm {
             let estimate = self.advance(&base, eps);
             self.target.apply(
                 base,
-                |w| self.sigma_of(w, &estimate),
+                |w| self.estimator.sigma_of(w, &estimate),
                 |w| self.divide(w, &estimate),
             )
         } else if base.is_autodiff() {
@@ -96,7 +96,7 @@ impl Reparameterization for SpectralNorm {
             let stored = self.stored();
             self.target.apply(
                 base,
-                |w| self.sigma_of(w, &stored),
+                |w| self.estimator.sigma_of(w, &stored),
                 |w| self.divide(w, &stored),
             )
         } else {
@@ -104,7 +104,7 @@ impl Reparameterization for SpectralNorm {
             let stored = self.stored();
             self.target.apply(
                 base,
-                |w| self.sigma_of(&widen(w.clone()), &stored),
+                |w| self.estimator.sigma_of(&widen(w.clone()), &stored),
                 |w| self.evaluate(w),
             )
         };
@@ -270,22 +270,6 @@ impl SpectralNorm {
         weight.is_autodiff() && self.training.is_enabled()
     }
 
-    /// σ for the clamp's decision and the convergence test: the estimate's, from its product
-    /// `A v`, or from its vectors (a pass over `W`).
-    fn sigma_of<const D: usize>(&self, base: &Tensor<D>, estimate: &Estimate) -> f64 {
-        if let Some(sigma) = estimate.sigma {
-            return sigma;
-        }
-        if let Some(product) = &estimate.product {
-            let u = estimate.u.clone().cast(product.dtype());
-            return (product.clone().without_autodiff() * u)
-                .sum()
-                .into_scalar::<f64>();
-        }
-        let constant = base.clone().without_autodiff();
-        self.estimator.sigma(&constant, &estimate.u, &estimate.v)
-    }
-
     fn stored(&self) -> Estimate {
         Estimate::of_vectors(self.u.get(), self.v.get())
     }
@@ -321,13 +305,13 @@ impl SpectralNorm {
         let Some((tolerance, cap)) = self.convergence else {
             return (estimate, n.get());
         };
-        let mut sigma = self.sigma_of(weight, &estimate);
+        let mut sigma = self.estimator.sigma_of(weight, &estimate);
         let mut steps = n.get();
         while steps < cap {
             let next = self
                 .estimator
                 .iterate(weight, estimate.u.clone(), NonZeroUsize::MIN, eps);
-            let next_sigma = self.sigma_of(weight, &next);
+            let next_sigma = self.estimator.sigma_of(weight, &next);
             steps += 1;
             estimate = next;
             let change = (next_sigma - sigma).abs();

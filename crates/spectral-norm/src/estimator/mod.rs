@@ -12,6 +12,7 @@ use core::num::NonZeroUsize;
 use burn::tensor::Tensor;
 
 use crate::accel::Storage;
+use crate::matrix::sigma_from_product;
 
 pub(crate) use conv_operator::OperatorNorm;
 pub(crate) use matrix_view::MatrixView;
@@ -68,9 +69,24 @@ pub(crate) trait SigmaEstimator {
     /// `σ = ⟨u, A v⟩` without gradient.
     fn sigma<const D: usize>(&self, weight: &Tensor<D>, u: &Tensor<1>, v: &Tensor<1>) -> f64;
 
+    /// σ of an estimate without gradient: what the iteration produced on the way (σ itself,
+    /// or `⟨u, A v⟩` from its kept product), else [`Self::sigma`] of its vectors (a pass over
+    /// `W`).
+    fn sigma_of<const D: usize>(&self, weight: &Tensor<D>, estimate: &Estimate) -> f64 {
+        if let Some(sigma) = estimate.sigma {
+            return sigma;
+        }
+        if let Some(product) = &estimate.product {
+            let product = product.clone().without_autodiff();
+            let u = estimate.u.clone().cast(product.dtype());
+            return sigma_from_product(product, u).into_scalar::<f64>();
+        }
+        self.sigma(&weight.clone().without_autodiff(), &estimate.u, &estimate.v)
+    }
+
     /// `W / σ` with `σ = ⟨u, A(W) v⟩`, differentiable in `W` with `u`, `v` constant; `σ` is
-    /// `estimate.sigma` where given, and computed from `estimate.product` where that is given. Written into what `storage` offers where the backend can
-    /// (it is asked only then).
+    /// `estimate.sigma` where given, and computed from `estimate.product` where that is given.
+    /// Written into what `storage` offers where the backend can (it is asked only then).
     fn divide<const D: usize>(
         &self,
         weight: Tensor<D>,
