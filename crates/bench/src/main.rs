@@ -67,6 +67,11 @@ struct Args {
     /// Measure ours only.
     #[arg(long)]
     no_peers: bool,
+    /// Skip peers.py's second PyTorch run, the malloc-tuned one (about a third of a full
+    /// run's time): the report's malloc-tuned column stays empty and the step target is held
+    /// to the default-malloc PyTorch alone.
+    #[arg(long)]
+    no_malloc_tuned: bool,
     /// Forwards per training step before its one backward: 2 is a discriminator run on real and
     /// on fake data. Only the training-step columns change. peers.py's steps make one, so more
     /// needs `--no-peers`.
@@ -236,7 +241,13 @@ fn peer_records(args: &Args, rows: &[Row]) -> Result<Vec<peers::Record>> {
     }
     let out = args.out.join("peers.json");
     let tuned = args.out.join("peers-malloc-tuned.json");
-    for (malloc_tuned, file) in [(false, &out), (true, &tuned)] {
+    let _ = std::fs::remove_file(&tuned);
+    let runs: &[(bool, &PathBuf)] = if args.no_malloc_tuned {
+        &[(false, &out)]
+    } else {
+        &[(false, &out), (true, &tuned)]
+    };
+    for &(malloc_tuned, file) in runs {
         let _ = std::fs::remove_file(file);
         // One peers.py run per shape, each with its own budget, merged into one file.
         for (i, (shape, budget)) in peer_budgets(args, rows)?.iter().enumerate() {
@@ -254,7 +265,9 @@ fn peer_records(args: &Args, rows: &[Row]) -> Result<Vec<peers::Record>> {
         }
     }
     let mut records = peers::read(&out)?;
-    records.extend(peers::read_tuned(&tuned)?);
+    if !args.no_malloc_tuned {
+        records.extend(peers::read_tuned(&tuned)?);
+    }
     Ok(records)
 }
 
