@@ -9,7 +9,9 @@
 //! against PyTorch's two and Paddle's SN alone), the overheads, the operator mode, and which
 //! rows meet the performance targets (`targets`). The last two lines are
 //! `worst SN-alone ratio vs PyTorch: Y` and `worst SN-alone ratio vs target: X` (X ≤ 1: every
-//! judged row met its target).
+//! judged row met its target). `--alone-only` measures SN alone only, on both sides;
+//! `--malloc-tuned` runs both sides with glibc's malloc tuned; `--no-malloc-tuned` skips
+//! PyTorch's second run.
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -72,6 +74,14 @@ struct Args {
     /// to the default-malloc PyTorch alone.
     #[arg(long)]
     no_malloc_tuned: bool,
+    /// The whole run, ours and the peers, with glibc's malloc tuned (see [`TUNED_MALLOC`]):
+    /// sn-bench starts itself again with those settings. No second PyTorch run.
+    #[arg(long, conflicts_with = "no_malloc_tuned")]
+    malloc_tuned: bool,
+    /// Only the spectral-norm computation alone (and the floor), ours and the peers': no
+    /// training steps, eval forwards or operator mode. Minutes instead of an hour.
+    #[arg(long)]
+    alone_only: bool,
     /// Forwards per training step before its one backward: 2 is a discriminator run on real and
     /// on fake data. Only the training-step columns change. peers.py's steps make one, so more
     /// needs `--no-peers`.
@@ -116,29 +126,39 @@ struct Budget {
     eval: Duration,
 }
 
-/// What one row measures: a shape, a power-iteration count and the uses per step.
+/// What one row measures: a shape, a power-iteration count, the uses per step, and whether
+/// only the spectral-norm computation alone.
 #[derive(Debug, Clone, Copy)]
 struct Case<'a> {
     shape: &'a Shape,
     n: usize,
     uses: usize,
+    alone_only: bool,
 }
 
 fn measure(case: Case<'_>, first_n: bool, threads: usize, budget: Budget) -> Row {
-    let Case { shape, n, uses } = case;
+    let Case {
+        shape,
+        n,
+        uses,
+        alone_only,
+    } = case;
     let mut calls = workload::calls(shape, n, uses);
     let sn_train = bench(&mut calls.sn_train, budget.calls);
-    let step = bench_pair(
-        &mut calls.step_plain,
-        &mut calls.step_sn,
-        2 * budget.calls,
-        STEP_PAIRS,
-    );
+    let step = (!alone_only).then(|| {
+        bench_pair(
+            &mut calls.step_plain,
+            &mut calls.step_sn,
+            2 * budget.calls,
+            STEP_PAIRS,
+        )
+    });
     let operator = calls
         .sn_train_operator
         .as_mut()
+        .filter(|_| !alone_only)
         .map(|call| bench(call, budget.calls));
-    let (sn_eval, eval) = if first_n {
+    let (sn_eval, eval) = if first_n && !alone_only {
         (
             Some(bench(&mut calls.sn_eval, budget.calls)),
             Some(bench_pair(
@@ -152,10 +172,13 @@ fn measure(case: Case<'_>, first_n: bool, threads: usize, budget: Budget) -> Row
         (None, None)
     };
     eprintln!(
-        "  ours {threads}T {:16} n={n}: SN alone {}, step +{}",
+        "  ours {threads}T {:16} n={n}: SN alone {}{}",
         shape.name,
         report::fmt_us(sn_train.median_us),
-        report::fmt_us(step.overhead.median_us)
+        step.map_or(String::new(), |step| format!(
+            ", step +{}",
+            report::fmt_us(step.overhead.median_us)
+        ))
     );
     Row {
         threads,
@@ -192,6 +215,7 @@ fn measure_ours(args: &Args) -> Result<Vec<Row>> {
                         shape,
                         n,
                         uses: args.uses.get(),
+                        alone_only: args.alone_only,
                     };
                     rows.push(measure(case, i == 0, threads, budget));
                 }
@@ -209,7 +233,8 @@ fn peer_budgets(args: &Args, rows: &[Row]) -> Result<Vec<(String, f64)>> {
             let plain_step_us = rows
                 .iter()
                 .filter(|row| row.shape == shape.name)
-                .map(|row| row.step.plain.median_us)
+                .filter_map(|row| row.step.as_ref())
+                .map(|step| step.plain.median_us)
                 .fold(0.0, f64::max);
             (
                 shape.name.to_string(),
@@ -242,12 +267,17 @@ fn peer_records(args: &Args, rows: &[Row]) -> Result<Vec<peers::Record>> {
     let out = args.out.join("peers.json");
     let tuned = args.out.join("peers-malloc-tuned.json");
     let _ = std::fs::remove_file(&tuned);
-    let runs: &[(bool, &PathBuf)] = if args.no_malloc_tuned {
+    // A whole run malloc-tuned has one peers.py run, itself malloc-tuned; otherwise the second,
+    // malloc-tuned one is PyTorch's only.
+    let runs: &[(bool, &PathBuf)] = if args.malloc_tuned {
+        &[(true, &out)]
+    } else if args.no_malloc_tuned {
         &[(false, &out)]
     } else {
         &[(false, &out), (true, &tuned)]
     };
     for &(malloc_tuned, file) in runs {
+        let second = file == &tuned;
         let _ = std::fs::remove_file(file);
         // One peers.py run per shape, each with its own budget, merged into one file.
         for (i, (shape, budget)) in peer_budgets(args, rows)?.iter().enumerate() {
@@ -260,19 +290,54 @@ fn peer_records(args: &Args, rows: &[Row]) -> Result<Vec<peers::Record>> {
                 budget: *budget,
                 out: file,
                 append: i > 0,
+                frameworks: if second { "torch" } else { "paddle,torch" },
                 malloc_tuned,
+                alone_only: args.alone_only,
             })?;
         }
     }
     let mut records = peers::read(&out)?;
-    if !args.no_malloc_tuned {
+    if runs.len() > 1 {
         records.extend(peers::read_tuned(&tuned)?);
     }
     Ok(records)
 }
 
+/// glibc's malloc settings of a `--malloc-tuned` run (peers.py's `--malloc-tuned` sets the
+/// same): freed memory stays in the process, so a W-sized temporary reuses pages instead of
+/// faulting fresh ones in, and every thread allocates from the main arena, because glibc's
+/// other arenas map each block of 64 MiB or more afresh whatever the thresholds (and our
+/// measurements run on rayon's threads).
+const TUNED_MALLOC: [(&str, &str); 3] = [
+    ("MALLOC_MMAP_THRESHOLD_", "2147483647"),
+    ("MALLOC_TRIM_THRESHOLD_", "4294967295"),
+    ("MALLOC_ARENA_MAX", "1"),
+];
+
+/// glibc reads its malloc settings when the process starts, so a `--malloc-tuned` run starts
+/// this program again with them; `None` when they are already in effect.
+fn restart_malloc_tuned() -> Result<Option<std::process::ExitStatus>> {
+    let tuned = TUNED_MALLOC
+        .iter()
+        .all(|(key, value)| std::env::var(key).is_ok_and(|set| set == *value));
+    if tuned {
+        return Ok(None);
+    }
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .args(std::env::args_os().skip(1))
+        .envs(TUNED_MALLOC)
+        .status()
+        .context("restarting sn-bench with the tuned malloc settings")?;
+    Ok(Some(status))
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.malloc_tuned
+        && let Some(status) = restart_malloc_tuned()?
+    {
+        std::process::exit(status.code().unwrap_or(1));
+    }
     if args.uses.get() != 1 && !args.no_peers {
         // Checked first: measuring ours takes minutes.
         bail!(
@@ -295,7 +360,14 @@ fn main() -> Result<()> {
         serde_json::to_string_pretty(&rows)?,
     )?;
     let records = peer_records(&args, &rows)?;
-    let mut table = report::render(&rows, &records);
+    let mut table = if args.malloc_tuned {
+        "Allocator: glibc malloc tuned (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ raised, \
+         MALLOC_ARENA_MAX=1), ours and the peers.\n"
+            .to_string()
+    } else {
+        String::new()
+    };
+    table.push_str(&report::render(&rows, &records));
     let verdict = targets::check(&rows, &records);
     table.push_str(&targets::render(&verdict));
     std::fs::write(args.out.join("report.md"), &table)?;

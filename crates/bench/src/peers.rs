@@ -50,9 +50,15 @@ pub struct Request<'a> {
     pub out: &'a Path,
     /// Merge into `out` (records of other shapes kept) instead of starting it afresh.
     pub append: bool,
-    /// PyTorch only, with glibc's malloc told to keep freed memory in the process (peers.py's
-    /// `--malloc-tuned`): no fresh pages, so no page faults, for its W-sized temporaries.
+    /// `torch`, `paddle` or both, comma-separated.
+    pub frameworks: &'a str,
+    /// Workers with glibc's malloc told to keep freed memory in the process and to use one
+    /// arena (peers.py's `--malloc-tuned`): no fresh pages, so no page faults, for W-sized
+    /// temporaries. Otherwise glibc's defaults, whatever this process was started with.
     pub malloc_tuned: bool,
+    /// Only the spectral-norm computation alone (peers.py's `--parts alone`), not the steps,
+    /// the eval forwards or the primitives.
+    pub alone_only: bool,
 }
 
 /// The suffix [`read_tuned`] gives the peer names of a malloc-tuned run's records
@@ -76,14 +82,23 @@ pub fn run(request: &Request) -> Result<()> {
             "--budget",
             &request.budget.to_string(),
         ])
-        .args(["--quiet-wait", "60", "--out"])
+        .args([
+            "--quiet-wait",
+            "60",
+            "--frameworks",
+            request.frameworks,
+            "--out",
+        ])
         .arg(request.out)
         .args(request.append.then_some("--append"))
-        .args(if request.malloc_tuned {
-            &["--malloc-tuned", "--frameworks", "torch"][..]
-        } else {
-            &[]
-        })
+        .args(request.malloc_tuned.then_some("--malloc-tuned"))
+        .args(
+            request
+                .alone_only
+                .then_some(["--parts", "alone"])
+                .into_iter()
+                .flatten(),
+        )
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {} {}", request.python, request.script.display()))?;

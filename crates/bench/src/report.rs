@@ -21,8 +21,8 @@ pub struct Row {
     pub uses: usize,
     /// The spectral-norm computation alone, training mode.
     pub sn_train: Stats,
-    /// Training step, paired with the plain layer.
-    pub step: Paired,
+    /// Training step, paired with the plain layer (not measured by `--alone-only`).
+    pub step: Option<Paired>,
     /// The spectral-norm computation alone, eval mode (first `n` only).
     pub sn_eval: Option<Stats>,
     /// Eval forward, paired with the plain layer (first `n` only).
@@ -226,10 +226,16 @@ pub fn render(rows: &[Row], records: &[Record]) -> String {
                 ratio3(ratio(ours, target)),
             );
         }
-        out.push_str("\n| shape | n | ours: step +ovh | PyTorch +ovh | PyTorch +ovh, malloc-tuned | Paddle +ovh | ours/PyTorch | ours/Paddle |\n");
-        out.push_str("|---|---|---|---|---|---|---|---|\n");
-        for row in &these {
-            let ovh = row.step.overhead.median_us;
+        let stepped: Vec<(&Row, &Paired)> = these
+            .iter()
+            .filter_map(|row| Some((*row, row.step.as_ref()?)))
+            .collect();
+        if !stepped.is_empty() {
+            out.push_str("\n| shape | n | ours: step +ovh | PyTorch +ovh | PyTorch +ovh, malloc-tuned | Paddle +ovh | ours/PyTorch | ours/Paddle |\n");
+            out.push_str("|---|---|---|---|---|---|---|---|\n");
+        }
+        for &(row, step) in &stepped {
+            let ovh = step.overhead.median_us;
             let torch = torch_step(records, row);
             let torch_default = torch_step_in(records, row, "");
             let torch_tuned = torch_step_in(records, row, peers::TUNED);
@@ -246,7 +252,7 @@ pub fn render(rows: &[Row], records: &[Record]) -> String {
                 "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 row.shape,
                 row.n,
-                fmt_overhead(&row.step, fmt_us),
+                fmt_overhead(step, fmt_us),
                 fmt_opt(torch_default, fmt_us),
                 fmt_opt(torch_tuned, fmt_us),
                 fmt_opt(paddle, fmt_us),
@@ -254,10 +260,18 @@ pub fn render(rows: &[Row], records: &[Record]) -> String {
                 fmt_opt(ratio(ovh, paddle), |r| format!("{r:.3}")),
             );
         }
-        out.push_str(&offsets_line(&these));
-        out.push_str("\n| shape | ours: SN alone (eval) | PyTorch: SN alone (eval) | ours/PyTorch | ours: eval fwd +ovh | PyTorch eval fwd +ovh | ours/PyTorch |\n");
-        out.push_str("|---|---|---|---|---|---|---|\n");
-        for (row, eval) in these.iter().filter_map(|row| Some((row, row.eval?))) {
+        if !stepped.is_empty() {
+            out.push_str(&offsets_line(&these));
+        }
+        let evaluated: Vec<(&Row, Paired)> = these
+            .iter()
+            .filter_map(|row| Some((*row, row.eval?)))
+            .collect();
+        if !evaluated.is_empty() {
+            out.push_str("\n| shape | ours: SN alone (eval) | PyTorch: SN alone (eval) | ours/PyTorch | ours: eval fwd +ovh | PyTorch eval fwd +ovh | ours/PyTorch |\n");
+            out.push_str("|---|---|---|---|---|---|---|\n");
+        }
+        for (row, eval) in evaluated {
             let ovh = eval.overhead.median_us;
             let torch = torch_eval(records, row);
             let alone = row.sn_eval.map(|s| s.median_us);
@@ -393,6 +407,21 @@ mod tests {
             table.contains("| lin256 | 1 | 10 µs | 80 µs | 40 µs | 0.250 | 400 µs | 0.025 | 5 µs | 2.00 | 10 µs | 1.000 |"),
             "{table}"
         );
+    }
+
+    /// An `--alone-only` run has SN alone and nothing else: its rows read back, the headline
+    /// is rendered, and no step or eval table (nor the plain layers' layout) appears.
+    #[test]
+    fn rows_measuring_sn_alone_only_render_the_headline_alone() {
+        let mut json: serde_json::Value = serde_json::from_str(&row_json(None, "null")).unwrap();
+        json["step"] = serde_json::Value::Null;
+        let only: Row = serde_json::from_value(json).unwrap();
+        assert!(only.step.is_none());
+        let table = render(&[only], &[alone("torch_hook", 40.0)]);
+        assert!(table.contains("| lin256 | 1 | 10 µs | 40 µs |"), "{table}");
+        for absent in ["step +ovh", "eval fwd", "bytes past a 64-byte line"] {
+            assert!(!table.contains(absent), "{absent}: {table}");
+        }
     }
 
     fn step_record(peer: &str, median: f64) -> Record {

@@ -113,10 +113,11 @@ pub fn check(rows: &[Row], records: &[Record]) -> Vec<Target> {
         .collect();
     let step = rows
         .iter()
-        .map(|row| {
+        .filter_map(|row| Some((row, row.step.as_ref()?)))
+        .map(|(row, step)| {
             let limit = if strict(&row.shape) { 0.2 } else { 0.5 };
             let name = label(row, &format!("n = {}", row.n));
-            Check::overhead(name, &row.step.overhead, torch_step(records, row), limit)
+            Check::overhead(name, &step.overhead, torch_step(records, row), limit)
         })
         .collect();
     let eval = rows
@@ -352,6 +353,24 @@ mod tests {
             text.contains("not judged, our overhead is negative: 1 thread(s) lin256 n = 1"),
             "{text}"
         );
+    }
+
+    /// Rows of an `--alone-only` run are judged on SN alone and not at all on the step.
+    #[test]
+    fn rows_without_a_step_are_judged_on_sn_alone_only() {
+        let mut only = row(1, "lin4096", 1, 1.0, None);
+        only.step = None;
+        let records = [record(
+            "torch_hook",
+            "lin4096",
+            Some(1),
+            "hook_train",
+            400.0,
+        )];
+        let targets = check(&[only], &records);
+        assert_eq!(targets[0].checks.len(), 1);
+        assert!(targets[1].checks.is_empty() && targets[2].checks.is_empty());
+        assert!(render(&targets).contains("no such rows in this run"));
     }
 
     #[test]
