@@ -118,17 +118,20 @@ pub fn calls(shape: &Shape, n_power_iterations: usize, uses: usize) -> Calls {
     let config = SpectralNormConfig::new().with_n_power_iterations(n_power_iterations);
     let x = Tensor::<4>::random(pad4(shape.input), Distribution::Normal(0.0, 1.0), &device);
     if shape.is_linear() {
-        let layer = LinearConfig::new(shape.weight[1], shape.weight[0]).init(&device);
+        let linear = LinearConfig::new(shape.weight[1], shape.weight[0]);
         let x = x.reshape([shape.input[0], shape.input[1]]).require_grad();
-        let layers = Layers::new(&layer, &config, |l: &Linear| &l.weight);
+        let layers = Layers::new(
+            move || linear.init(&device),
+            &config,
+            |l: &Linear| &l.weight,
+        );
         layers.calls(x, Linear::forward, None, uses)
     } else {
-        let layer = Conv2dConfig::new([shape.weight[1], shape.weight[0]], [shape.weight[2]; 2])
-            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-            .init(&device);
-        let operator = spectral_norm_conv(&layer, shape.input[2..].to_vec(), &config)
+        let conv = Conv2dConfig::new([shape.weight[1], shape.weight[0]], [shape.weight[2]; 2])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1));
+        let operator = spectral_norm_conv(&conv.init(&device), shape.input[2..].to_vec(), &config)
             .expect("a Conv2d takes the operator mode");
-        let layers = Layers::new(&layer, &config, |l: &Conv2d| &l.weight);
+        let layers = Layers::new(move || conv.init(&device), &config, |l: &Conv2d| &l.weight);
         layers.calls(
             x.require_grad(),
             Conv2d::forward,
@@ -138,22 +141,40 @@ pub fn calls(shape: &Shape, n_power_iterations: usize, uses: usize) -> Calls {
     }
 }
 
-/// A layer normalized and plain (in our layout), and how to reach its weight.
+/// Layers of one shape, normalized and plain (in our layout), each call's its own instance,
+/// and how to reach their weight.
 struct Layers<M, const W: usize> {
-    sn: M,
-    plain: M,
+    make: Box<dyn Fn() -> M>,
+    config: SpectralNormConfig,
     weight: fn(&M) -> &Param<Tensor<W>>,
 }
 
 impl<M: Module + 'static, const W: usize> Layers<M, W> {
-    fn new(layer: &M, config: &SpectralNormConfig, weight: fn(&M) -> &Param<Tensor<W>>) -> Self {
+    fn new(
+        make: impl Fn() -> M + 'static,
+        config: &SpectralNormConfig,
+        weight: fn(&M) -> &Param<Tensor<W>>,
+    ) -> Self {
         Self {
-            sn: spectral_norm(layer, config).expect("the layer's weight takes spectral norm"),
-            plain: same_layout(layer, config),
+            make: Box::new(make),
+            config: config.clone(),
             weight,
         }
     }
 
+    fn normalized(&self) -> M {
+        spectral_norm(&(self.make)(), &self.config).expect("the layer's weight takes spectral norm")
+    }
+
+    fn plain(&self) -> M {
+        same_layout(&(self.make)(), &self.config)
+    }
+
+    /// The calls to time. Each is built on a layer of its own: a training step's weight is then
+    /// held by that step alone, so SGD updates it in place, as in real training. (An eval copy
+    /// from `valid()` shares the weight's storage, and SGD would then write a fresh weight on
+    /// the first step, 16 bytes past a line on 4 KiB pages: the plain arm would lose the layout
+    /// it is given to match ours.)
     fn calls<const D: usize>(
         self,
         x: Tensor<D>,
@@ -161,11 +182,12 @@ impl<M: Module + 'static, const W: usize> Layers<M, W> {
         sn_train_operator: Option<Call>,
         uses: usize,
     ) -> Calls {
-        let Self { sn, plain, weight } = self;
-        let (plain_eval, sn_eval) = (plain.valid(), sn.valid());
+        let weight = self.weight;
+        let (plain, sn) = (self.plain(), self.normalized());
+        let (plain_eval, sn_eval) = (self.plain().valid(), self.normalized().valid());
         let plain_weight_offset = offset_in_line(weight(&plain).val());
         Calls {
-            sn_train: alone(weight(&sn).clone()),
+            sn_train: alone(weight(&self.normalized()).clone()),
             sn_eval: alone(weight(&sn_eval).clone()),
             sn_train_operator,
             step_plain: step(plain, x.clone(), forward, uses),
@@ -240,26 +262,46 @@ mod tests {
     use burn::prelude::*;
     use spectral_norm::SpectralNormConfig;
 
-    use super::{LEARNING_RATE, address, same_layout};
+    use super::{LEARNING_RATE, Layers, address};
 
-    /// The step overheads rest on this: the plain layer's weight starts on a cache line, and
-    /// the SGD steps update it where it lies (so a 4 MiB weight stays on its huge pages too).
-    #[test]
-    fn the_plain_layers_weight_keeps_its_line_aligned_storage_through_sgd_steps() {
-        let device = Device::flex().autodiff();
-        let mut plain = same_layout(
-            &LinearConfig::new(1024, 1024).init(&device),
-            &SpectralNormConfig::new(),
-        );
-        let start = address(plain.weight.val());
-        assert_eq!(start % 64, 0);
-        let x = Tensor::<2>::ones([4, 1024], &device).require_grad();
+    /// The addresses of `plain`'s weight over three SGD steps.
+    fn addresses_through_steps(mut plain: burn::nn::Linear, device: &Device) -> Vec<usize> {
+        let x = Tensor::<2>::ones([4, 1024], device).require_grad();
         let mut optimizer = SgdConfig::new().init();
+        let mut seen = vec![address(plain.weight.val())];
         for _ in 0..3 {
             let grads =
                 GradientsParams::from_grads(plain.forward(x.clone()).sum().backward(), &plain);
             plain = optimizer.step(LEARNING_RATE, plain, grads);
-            assert_eq!(address(plain.weight.val()), start);
+            seen.push(address(plain.weight.val()));
         }
+        seen
+    }
+
+    /// The step overheads rest on this: the plain layer's weight starts on a cache line, and
+    /// the SGD steps update it where it lies (so a 4 MiB weight stays on its huge pages too),
+    /// with the eval copies of the harness alive, since they are layers of their own. An eval
+    /// copy of the same layer would share the weight and make the first step move it.
+    #[test]
+    fn the_plain_layers_weight_keeps_its_line_aligned_storage_through_sgd_steps() {
+        let device = Device::flex().autodiff();
+        let on = device.clone();
+        let layers = Layers::new(
+            move || LinearConfig::new(1024, 1024).init(&on),
+            &SpectralNormConfig::new(),
+            |l: &burn::nn::Linear| &l.weight,
+        );
+        let (plain, _eval) = (layers.plain(), layers.plain().valid());
+        let seen = addresses_through_steps(plain, &device);
+        assert_eq!(seen[0] % 64, 0);
+        assert!(seen.iter().all(|&a| a == seen[0]), "{seen:x?}");
+
+        let plain = layers.plain();
+        let _shared = plain.valid();
+        let seen = addresses_through_steps(plain, &device);
+        assert_ne!(
+            seen[1], seen[0],
+            "a shared weight is written afresh: {seen:x?}"
+        );
     }
 }
