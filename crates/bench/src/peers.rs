@@ -82,7 +82,11 @@ pub fn run(request: &Request) -> Result<()> {
             "--budget",
             &request.budget.to_string(),
         ])
+        // peers.py's default bound of 240 s per worker cut PyTorch's lin8192 n = 1 worker short
+        // at 1 thread (two spectral norms, each with ~1.3 s steps in ABBA pairs).
         .args([
+            "--timeout",
+            "900",
             "--quiet-wait",
             "60",
             "--frameworks",
