@@ -269,15 +269,15 @@ fn peer_records(args: &Args, rows: &[Row]) -> Result<Vec<peers::Record>> {
     let _ = std::fs::remove_file(&tuned);
     // A whole run malloc-tuned has one peers.py run, itself malloc-tuned; otherwise the second,
     // malloc-tuned one is PyTorch's only.
-    let runs: &[(bool, &PathBuf)] = if args.malloc_tuned {
-        &[(true, &out)]
+    let both = "paddle,torch";
+    let runs: &[(bool, &PathBuf, &str)] = if args.malloc_tuned {
+        &[(true, &out, both)]
     } else if args.no_malloc_tuned {
-        &[(false, &out)]
+        &[(false, &out, both)]
     } else {
-        &[(false, &out), (true, &tuned)]
+        &[(false, &out, both), (true, &tuned, "torch")]
     };
-    for &(malloc_tuned, file) in runs {
-        let second = file == &tuned;
+    for &(malloc_tuned, file, frameworks) in runs {
         let _ = std::fs::remove_file(file);
         // One peers.py run per shape, each with its own budget, merged into one file.
         for (i, (shape, budget)) in peer_budgets(args, rows)?.iter().enumerate() {
@@ -290,7 +290,7 @@ fn peer_records(args: &Args, rows: &[Row]) -> Result<Vec<peers::Record>> {
                 budget: *budget,
                 out: file,
                 append: i > 0,
-                frameworks: if second { "torch" } else { "paddle,torch" },
+                frameworks,
                 malloc_tuned,
                 alone_only: args.alone_only,
             })?;
@@ -361,9 +361,14 @@ fn main() -> Result<()> {
     )?;
     let records = peer_records(&args, &rows)?;
     let mut table = if args.malloc_tuned {
-        "Allocator: glibc malloc tuned (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ raised, \
-         MALLOC_ARENA_MAX=1), ours and the peers.\n"
-            .to_string()
+        let settings: Vec<String> = TUNED_MALLOC
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "Allocator: glibc malloc tuned ({}), ours and the peers.\n",
+            settings.join(" ")
+        )
     } else {
         String::new()
     };
@@ -380,4 +385,29 @@ fn main() -> Result<()> {
     println!("worst SN-alone ratio vs PyTorch: {}", shown(vs_torch));
     println!("worst SN-alone ratio vs target: {}", shown(vs_target));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TUNED_MALLOC;
+
+    /// peers.py keeps its own copy of the settings (it runs on its own too): both must tune
+    /// the same way, or a `--malloc-tuned` run would compare two different allocators.
+    #[test]
+    fn peers_py_tunes_malloc_with_the_same_settings() {
+        let script = include_str!("../peers.py");
+        let line = script
+            .lines()
+            .skip_while(|line| !line.starts_with("TUNED_MALLOC = {"))
+            .take_while(|line| !line.trim().is_empty())
+            .collect::<String>();
+        let keys = line.matches(": \"").count();
+        assert_eq!(keys, TUNED_MALLOC.len(), "{line}");
+        for (key, value) in TUNED_MALLOC {
+            assert!(
+                line.contains(&format!("\"{key}\": \"{value}\"")),
+                "{key}: {line}"
+            );
+        }
+    }
 }
