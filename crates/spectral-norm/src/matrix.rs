@@ -88,12 +88,10 @@ impl WeightMatrix {
         let [outer, rows, inner] = self.shape();
         let blocks = self.blocks.clone();
         if outer == 1 {
-            let m = blocks.reshape([rows, inner]);
-            m.matmul(v.reshape([inner, 1])).reshape([rows])
+            matrix_times(blocks.reshape([rows, inner]), v)
         } else if inner == 1 {
             // M = Wᵀ for W `[outer, rows]`: M v = vᵀ W.
-            let w = blocks.reshape([outer, rows]);
-            v.reshape([1, outer]).matmul(w).reshape([rows])
+            row_times(v, blocks.reshape([outer, rows]))
         } else {
             let per_block = blocks.matmul(v.reshape([outer, inner, 1]));
             per_block.sum_dim(0).reshape([rows])
@@ -105,14 +103,64 @@ impl WeightMatrix {
         let [outer, rows, inner] = self.shape();
         let blocks = self.blocks.clone();
         if outer == 1 {
-            let m = blocks.reshape([rows, inner]);
-            u.reshape([1, rows]).matmul(m).reshape([inner])
+            row_times(u, blocks.reshape([rows, inner]))
         } else if inner == 1 {
-            let w = blocks.reshape([outer, rows]);
-            w.matmul(u.reshape([rows, 1])).reshape([outer])
+            matrix_times(blocks.reshape([outer, rows]), u)
         } else {
             let u = u.reshape([1, 1, rows]).expand([outer, 1, rows]);
             u.matmul(blocks).reshape([outer * inner])
+        }
+    }
+}
+
+/// The fewest elements of a matrix whose products with a vector are split into
+/// [`row_blocks`] batched blocks. A matrix-vector matmul is one gemv, and the gemm crate that
+/// Burn's CPU backend uses runs every gemv on one thread whatever parallelism it is given;
+/// that backend parallelizes a batched matmul across its batch instead, once the batch has at
+/// least 4 members and 128³ multiply-adds. So a large product is written as a batch of 8 (or 4)
+/// row blocks, which that backend spreads over its threads (docs/performance.md). On a GPU the
+/// batched product is still one kernel; the split costs one extra small sum where the blocks'
+/// partial results must be added ([`row_times`]).
+const SPLIT_FROM_ELEMENTS: usize = 1 << 21;
+
+/// How many row blocks a `[rows, cols]` matrix's product with a vector is split into: 8 or 4
+/// when they divide the rows evenly and the matrix is large ([`SPLIT_FROM_ELEMENTS`]),
+/// otherwise 1.
+fn row_blocks(rows: usize, cols: usize) -> usize {
+    if rows * cols < SPLIT_FROM_ELEMENTS {
+        return 1;
+    }
+    [8, 4]
+        .into_iter()
+        .find(|&b| rows.is_multiple_of(b))
+        .unwrap_or(1)
+}
+
+/// `m x` for `m` `[rows, cols]` and `x` `[cols]`: `[rows]`. Split, each block's rows give
+/// their own part of the result, so the batch's output is the product itself.
+fn matrix_times(m: Tensor<2>, x: Tensor<1>) -> Tensor<1> {
+    let [rows, cols] = m.dims();
+    match row_blocks(rows, cols) {
+        1 => m.matmul(x.reshape([cols, 1])).reshape([rows]),
+        blocks => {
+            let m = m.reshape([blocks, rows / blocks, cols]);
+            let x = x.reshape([1, cols, 1]).expand([blocks, cols, 1]);
+            m.matmul(x).reshape([rows])
+        }
+    }
+}
+
+/// `xᵀ m` for `x` `[rows]` and `m` `[rows, cols]`: `[cols]`. Split, each block of rows gives a
+/// partial sum over its rows and the partials are added (one more operation): splitting the
+/// columns instead needs strided blocks, which read W slower on one thread.
+fn row_times(x: Tensor<1>, m: Tensor<2>) -> Tensor<1> {
+    let [rows, cols] = m.dims();
+    match row_blocks(rows, cols) {
+        1 => x.reshape([1, rows]).matmul(m).reshape([cols]),
+        blocks => {
+            let m = m.reshape([blocks, rows / blocks, cols]);
+            let x = x.reshape([blocks, 1, rows / blocks]);
+            x.matmul(m).sum_dim(0).reshape([cols])
         }
     }
 }
@@ -195,9 +243,69 @@ mod tests {
     use burn::tensor::{Device, Distribution, Tensor};
 
     use super::{
-        Normalization, WeightMatrix, power_iterate, power_iterate_to_product, sigma,
-        sigma_from_product,
+        Normalization, SPLIT_FROM_ELEMENTS, WeightMatrix, power_iterate, power_iterate_to_product,
+        row_blocks, sigma, sigma_from_product,
     };
+
+    /// The split into batched row blocks happens only for large matrices whose rows it divides.
+    #[test]
+    fn large_products_are_split_into_eight_or_four_even_row_blocks() {
+        let cols = SPLIT_FROM_ELEMENTS / 1024;
+        assert_eq!(row_blocks(1023, cols), 1, "below the size");
+        assert_eq!(row_blocks(1024, cols), 8);
+        assert_eq!(row_blocks(1028, cols), 4, "1028 = 4 · 257");
+        assert_eq!(row_blocks(1025, cols), 1, "no even split");
+    }
+
+    /// `M v` and `Mᵀu` of large views (split into row blocks or not) against the products
+    /// summed in f64 on the host.
+    #[test]
+    fn large_products_match_sums_in_f64() {
+        let device = Device::flex();
+        device.seed(11);
+        let cols = SPLIT_FROM_ELEMENTS / 1024;
+        for rows in [1024, 1028, 1025] {
+            let weight = Tensor::<2>::random([rows, cols], Distribution::Default, &device);
+            let host = weight.to_data().try_to_vec::<f32>().unwrap();
+            let at = |i: usize, j: usize| f64::from(host[i * cols + j]);
+            // Along axis 0 the matrix is W itself (`outer = 1`); along axis 1 it is Wᵀ
+            // (`inner = 1`, a Linear weight's view).
+            for dim in [0, 1] {
+                let matrix = WeightMatrix::new(weight.clone(), dim);
+                let (m_rows, m_cols) = matrix.size();
+                let entry = |i, j| if dim == 0 { at(i, j) } else { at(j, i) };
+                let x = Tensor::<1>::random([m_cols], Distribution::Default, &device);
+                let y = Tensor::<1>::random([m_rows], Distribution::Default, &device);
+                let xs = x.to_data().try_to_vec::<f32>().unwrap();
+                let ys = y.to_data().try_to_vec::<f32>().unwrap();
+                let mx = matrix.times(x).into_data().try_to_vec::<f32>().unwrap();
+                let mty = matrix.transposed_times(y).into_data();
+                let mty = mty.try_to_vec::<f32>().unwrap();
+                let check = |got: &[f32], terms: &dyn Fn(usize) -> Vec<f64>| {
+                    for (k, &value) in got.iter().enumerate() {
+                        let terms = terms(k);
+                        let exact: f64 = terms.iter().sum();
+                        let scale: f64 = terms.iter().map(|t| t.abs()).sum();
+                        let error = (f64::from(value) - exact).abs();
+                        assert!(
+                            error <= 1e-5 * scale,
+                            "{rows}, dim {dim}, {k}: {value} vs {exact}"
+                        );
+                    }
+                };
+                check(&mx, &|i| {
+                    (0..m_cols)
+                        .map(|j| entry(i, j) * f64::from(xs[j]))
+                        .collect()
+                });
+                check(&mty, &|j| {
+                    (0..m_rows)
+                        .map(|i| entry(i, j) * f64::from(ys[i]))
+                        .collect()
+                });
+            }
+        }
+    }
 
     /// Keeping the last product for σ changes no value: u, v and σ are bitwise those of the
     /// iteration followed by a fresh `σ = u · (M v)`, for every kind of view.
