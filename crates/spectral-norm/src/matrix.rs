@@ -115,12 +115,13 @@ impl WeightMatrix {
 
 /// The fewest elements of a matrix whose products with a vector are split into
 /// [`row_blocks`] batched blocks. A matrix-vector matmul is one gemv, and the gemm crate that
-/// Burn's CPU backend uses runs every gemv on one thread whatever parallelism it is given;
-/// that backend parallelizes a batched matmul across its batch instead, once the batch has at
-/// least 4 members and 128³ multiply-adds. So a large product is written as a batch of 8 (or 4)
-/// row blocks, which that backend spreads over its threads (docs/performance.md). On a GPU the
-/// batched product is still one kernel; the split costs one extra small sum where the blocks'
-/// partial results must be added ([`row_times`]).
+/// Burn's CPU backend uses runs every gemv on one thread whatever parallelism it is given (a
+/// parallel gemv is open upstream as sarah-quinones/gemm#41); that backend parallelizes a
+/// batched matmul across its batch instead, once the batch has at least 4 members and 128³
+/// multiply-adds. So a large product is written as a batch of 8 (or 4) row blocks, which that
+/// backend spreads over its threads (docs/performance.md). On a GPU the batched product is
+/// still one kernel; the split costs one extra small sum where the blocks' partial results
+/// must be added ([`row_times`]).
 const SPLIT_FROM_ELEMENTS: usize = 1 << 21;
 
 /// How many row blocks a `[rows, cols]` matrix's product with a vector is split into: 8 or 4
