@@ -3,12 +3,12 @@
 //! the gradient of a weighted sum of `W/σ` must agree to f32 precision. Runs on any Vulkan
 //! device (see `devices`); CI uses Mesa's software driver, lavapipe (`.ci/wgpu`).
 
-use burn::backend::{WgpuBackend, WgpuDevice, WgpuDeviceKind};
 use burn::module::Param;
 use burn::nn::LinearConfig;
 use burn::nn::conv::Conv2dConfig;
 use burn::prelude::*;
 use spectral_norm::{SpectralNorm, SpectralNormConfig, inspect, spectral_norm};
+use wgpu_check::wgpu_device;
 
 /// Deterministic values in [-1, 1).
 fn values(count: usize, seed: u32) -> Vec<f32> {
@@ -73,19 +73,9 @@ fn compare(devices: [Device; 2], build: impl Fn(&Device) -> [Vec<f32>; 5]) {
     }
 }
 
-/// A wgpu adapter on Vulkan, and Flex. The adapter is the first CPU-type one (lavapipe, where
-/// Mesa provides it) unless `WGPU_CHECK_ADAPTER` says `discrete` or `integrated` (a real GPU).
-/// The graphics API is pinned: Burn's `Device::wgpu` falls back to OpenGL (llvmpipe) where
-/// Vulkan has no adapter, and the test would then pass on the wrong API.
+/// wgpu (see [`wgpu_device`]) and Flex.
 fn devices() -> [Device; 2] {
-    let kind = match std::env::var("WGPU_CHECK_ADAPTER").as_deref() {
-        Ok("discrete") => WgpuDeviceKind::DiscreteGpu(0),
-        Ok("integrated") => WgpuDeviceKind::IntegratedGpu(0),
-        Ok("cpu") | Err(_) => WgpuDeviceKind::Cpu,
-        Ok(other) => panic!("WGPU_CHECK_ADAPTER={other:?}: expected cpu, discrete or integrated"),
-    };
-    let vulkan = WgpuDevice::new(kind).on(WgpuBackend::Vulkan);
-    [Device::new(vulkan).autodiff(), Device::flex().autodiff()]
+    [wgpu_device(), Device::flex().autodiff()]
 }
 
 /// A layer's weight replaced by fixed values and its spectral norm's vectors set to fixed ones.

@@ -167,9 +167,12 @@ fn row_times(x: Tensor<1>, m: Tensor<2>) -> Tensor<1> {
 }
 
 /// The Euclidean norm as Paddle's CPU `p_norm` computes it: a plain sum of squares in the
-/// tensor's own dtype, so it overflows and underflows where Paddle's does.
+/// tensor's own dtype, so it overflows and underflows where Paddle's does. The sum is
+/// `sum_dim(0)`, not `sum()`: on Burn's GPU backends `sum()` is two kernels (a zero fill, then
+/// an atomic sum into it) and `sum_dim` one reduction (wgpu-check/tests/launches.rs counts
+/// them).
 fn norm(x: Tensor<1>) -> Tensor<1> {
-    x.square().sum().sqrt()
+    x.square().sum_dim(0).sqrt()
 }
 
 /// Scales `x` to unit length under the given rule.
@@ -227,9 +230,10 @@ pub(crate) fn sigma(matrix: &WeightMatrix, u: Tensor<1>, v: Tensor<1>) -> Tensor
     sigma_from_product(matrix.times(v), u)
 }
 
-/// `σ = u · p` for a product `p = M v` already taken. Shape `[1]`.
+/// `σ = u · p` for a product `p = M v` already taken. Shape `[1]`. One reduction kernel
+/// (`sum_dim`, see [`norm`]).
 pub(crate) fn sigma_from_product(product: Tensor<1>, u: Tensor<1>) -> Tensor<1> {
-    product.mul(u).sum()
+    product.mul(u).sum_dim(0)
 }
 
 /// `W / σ`, broadcasting the one-element `σ` over every axis of `W`.
