@@ -1,13 +1,14 @@
 //! `sn-bench`: spectral-norm's cost on Burn, measured side by side with PyTorch and Paddle.
 //!
 //! For each thread count, shape and power-iteration count it times, on Burn's Flex backend
-//! (f32): the spectral-norm computation alone in training mode, the training-step overhead over
-//! the plain layer (paired alternation, as `peers.py` does) and the eval-forward overhead. It
-//! measures the read and write bandwidth at each weight's own size for the floor (`n + 1`
-//! reads of W and one write of `W / σ`), then runs `peers.py` in the same invocation (twice for
-//! PyTorch: with glibc's default malloc and malloc-tuned) and prints the headline (SN alone
-//! against PyTorch's two and Paddle's SN alone), the overheads, the operator mode, and which
-//! rows meet the performance targets (`targets`). The last two lines are
+//! (f32), each (thread count, shape) in a process of its own on its main thread as `peers.py`
+//! measures the peers: the spectral-norm computation alone in training mode, the training-step
+//! overhead over the plain layer (paired alternation, as `peers.py` does) and the eval-forward
+//! overhead. It measures the read and write bandwidth at each weight's own size for the floor
+//! (`n + 1` reads of W and one write of `W / σ`), then runs `peers.py` in the same invocation
+//! (twice for PyTorch: with glibc's default malloc and malloc-tuned) and prints the headline
+//! (SN alone against PyTorch's two and Paddle's SN alone), the overheads, the operator mode,
+//! and which rows meet the performance targets (`targets`). The last two lines are
 //! `worst SN-alone ratio vs PyTorch: Y` and `worst SN-alone ratio vs target: X` (X ≤ 1: every
 //! judged row met its target). `--alone-only` measures SN alone only, on both sides;
 //! `--malloc-tuned` runs both sides with glibc's malloc tuned; `--no-malloc-tuned` skips
@@ -90,6 +91,10 @@ struct Args {
     /// Output folder for ours.json, peers.json and report.md.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// Internal: measure ours for one thread count and one shape in this process, on its main
+    /// thread, and print the rows as JSON (what [`measure_ours`] starts for each pair).
+    #[arg(long, hide = true)]
+    worker: bool,
 }
 
 fn list(text: &str) -> Result<Vec<usize>> {
@@ -196,31 +201,75 @@ fn measure(case: Case<'_>, first_n: bool, threads: usize, budget: Budget) -> Row
     }
 }
 
+/// Measures ours, each (thread count, shape) in a process of its own, as peers.py measures
+/// PyTorch and Paddle: a fresh heap for every shape, and the calls timed on the process's main
+/// thread. That thread matters with glibc's default malloc: every other thread allocates from
+/// an arena of its own, and there a W-sized temporary (the generic path's `W/σ`) came back as
+/// fresh pages on every use once an earlier measurement had shaped the heap (lin1024, n = 5:
+/// 2.5–3.1 ms after n = 1 on a rayon worker, 0.93 ms on the main thread, 2026-12-07).
 fn measure_ours(args: &Args) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for threads in list(&args.threads)? {
+        for shape in shapes(&args.shapes)? {
+            rows.extend(measure_in_child(args, threads, shape.name)?);
+        }
+    }
+    Ok(rows)
+}
+
+/// This program again with `--worker` for one thread count and shape; its rows.
+fn measure_in_child(args: &Args, threads: usize, shape: &str) -> Result<Vec<Row>> {
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command
+        .arg("--worker")
+        .args(["--threads", &threads.to_string(), "--shapes", shape])
+        .args(["--iters", &args.iters, "--uses", &args.uses.to_string()])
+        .args(["--budget", &args.budget.to_string()])
+        .args(["--eval-budget", &args.eval_budget.to_string()])
+        .stderr(std::process::Stdio::inherit());
+    if args.alone_only {
+        command.arg("--alone-only");
+    }
+    let output = command
+        .output()
+        .with_context(|| format!("starting the measurement of {shape} at {threads} thread(s)"))?;
+    if !output.status.success() {
+        bail!(
+            "the measurement of {shape} at {threads} thread(s) failed: {}",
+            output.status
+        );
+    }
+    serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("reading the rows of {shape} at {threads} thread(s)"))
+}
+
+/// `--worker`: the rows of one thread count and the requested shapes, measured on this
+/// thread, which joins rayon's global pool as its first worker (as OpenMP's main thread joins
+/// PyTorch's), so a one-thread pool runs everything here.
+fn measure_here(args: &Args) -> Result<Vec<Row>> {
+    let [threads] = list(&args.threads)?[..] else {
+        bail!("--worker measures one thread count, not {:?}", args.threads);
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .use_current_thread()
+        .build_global()?;
     let budget = Budget {
         calls: Duration::from_secs_f64(args.budget),
         eval: Duration::from_secs_f64(args.eval_budget),
     };
     let iters = list(&args.iters)?;
-    let shapes = shapes(&args.shapes)?;
     let mut rows = Vec::new();
-    for threads in list(&args.threads)? {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()?;
-        pool.install(|| {
-            for shape in &shapes {
-                for (i, &n) in iters.iter().enumerate() {
-                    let case = Case {
-                        shape,
-                        n,
-                        uses: args.uses.get(),
-                        alone_only: args.alone_only,
-                    };
-                    rows.push(measure(case, i == 0, threads, budget));
-                }
-            }
-        });
+    for shape in &shapes(&args.shapes)? {
+        for (i, &n) in iters.iter().enumerate() {
+            let case = Case {
+                shape,
+                n,
+                uses: args.uses.get(),
+                alone_only: args.alone_only,
+            };
+            rows.push(measure(case, i == 0, threads, budget));
+        }
     }
     Ok(rows)
 }
@@ -306,8 +355,8 @@ fn peer_records(args: &Args, rows: &[Row]) -> Result<Vec<peers::Record>> {
 /// glibc's malloc settings of a `--malloc-tuned` run (peers.py's `--malloc-tuned` sets the
 /// same): freed memory stays in the process, so a W-sized temporary reuses pages instead of
 /// faulting fresh ones in, and every thread allocates from the main arena, because glibc's
-/// other arenas map each block of 64 MiB or more afresh whatever the thresholds (and our
-/// measurements run on rayon's threads).
+/// other arenas map each block of 64 MiB or more afresh whatever the thresholds (rayon's
+/// workers, ours, and OpenMP's, PyTorch's, allocate the parts of parallel operations).
 const TUNED_MALLOC: [(&str, &str); 3] = [
     ("MALLOC_MMAP_THRESHOLD_", "2147483647"),
     ("MALLOC_TRIM_THRESHOLD_", "4294967295"),
@@ -337,6 +386,10 @@ fn main() -> Result<()> {
         && let Some(status) = restart_malloc_tuned()?
     {
         std::process::exit(status.code().unwrap_or(1));
+    }
+    if args.worker {
+        println!("{}", serde_json::to_string(&measure_here(&args)?)?);
+        return Ok(());
     }
     if args.uses.get() != 1 && !args.no_peers {
         // Checked first: measuring ours takes minutes.
