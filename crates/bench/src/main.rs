@@ -355,8 +355,8 @@ fn peer_records(args: &Args, rows: &[Row]) -> Result<Vec<peers::Record>> {
 /// glibc's malloc settings of a `--malloc-tuned` run (peers.py's `--malloc-tuned` sets the
 /// same): freed memory stays in the process, so a W-sized temporary reuses pages instead of
 /// faulting fresh ones in, and every thread allocates from the main arena, because glibc's
-/// other arenas map each block of 64 MiB or more afresh whatever the thresholds (rayon's
-/// workers, ours, and OpenMP's, PyTorch's, allocate the parts of parallel operations).
+/// other arenas map each block of 64 MiB or more afresh whatever the thresholds (the worker
+/// threads of both sides, rayon's and OpenMP's, allocate the parts of parallel operations).
 const TUNED_MALLOC: [(&str, &str); 3] = [
     ("MALLOC_MMAP_THRESHOLD_", "2147483647"),
     ("MALLOC_TRIM_THRESHOLD_", "4294967295"),
