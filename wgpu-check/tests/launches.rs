@@ -62,8 +62,8 @@ const WARM_UP_USES: usize = 5;
 /// its share of the backward of a sum of `W/σ` (the launches of the same backward on a plain
 /// weight of that shape taken off), after [`WARM_UP_USES`].
 fn one_use<const D: usize>(weight: &Param<Tensor<D>>) -> [usize; 2] {
-    let device = weight.val().device();
-    let plain = Tensor::<D>::ones(weight.val().shape(), &device).require_grad();
+    let device = weight.base().device();
+    let plain = Tensor::<D>::ones(weight.base().shape(), &device).require_grad();
     for _ in 0..WARM_UP_USES {
         let grads = weight.val().sum().backward();
         weight.base().grad(&grads).expect("W is trained");
@@ -127,9 +127,9 @@ struct Expected {
 }
 
 /// Without fusion each tensor operation is one kernel: a normalization is six (square, sum,
-/// square root, compare, masked fill, divide), σ two, `W/σ` one. Burn's fusion folds the
-/// square into the sum's reduction and the three after it into that reduction's output, which
-/// leaves a normalization two kernels (the reduction and the divide).
+/// square root, compare, masked fill, divide), σ two, `W/σ` one. With Burn's fusion a
+/// normalization launches two (a fused reduction and the divide): the square, square root,
+/// compare and fill launch no kernel of their own.
 fn expected(splits_a_product: bool) -> Expected {
     let extra = usize::from(splits_a_product);
     if cfg!(feature = "fusion") {

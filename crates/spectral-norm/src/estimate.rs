@@ -4,7 +4,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 
 use crate::error::SpectralNormError;
-use crate::matrix::{Normalization, WeightMatrix, matrix, power_iterate};
+use crate::matrix::{Normalization, WeightMatrix, matrix, norm, power_iterate};
 use crate::precision::widen;
 
 /// How a power iteration run to convergence ended.
@@ -165,12 +165,7 @@ pub fn power_iteration_from<const D: usize>(
             1,
             rule,
         );
-        weight_matrix
-            .times(v)
-            .square()
-            .sum()
-            .sqrt()
-            .into_scalar::<f64>()
+        norm(weight_matrix.times(v)).into_scalar::<f64>()
     });
     Ok(outcome)
 }

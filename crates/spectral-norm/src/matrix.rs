@@ -169,9 +169,9 @@ fn row_times(x: Tensor<1>, m: Tensor<2>) -> Tensor<1> {
 /// The Euclidean norm as Paddle's CPU `p_norm` computes it: a plain sum of squares in the
 /// tensor's own dtype, so it overflows and underflows where Paddle's does. The sum is
 /// `sum_dim(0)`, not `sum()`: on Burn's GPU backends `sum()` is two kernels (a zero fill, then
-/// an atomic sum into it) and `sum_dim` one reduction (wgpu-check/tests/launches.rs counts
-/// them).
-fn norm(x: Tensor<1>) -> Tensor<1> {
+/// an atomic sum into it) and `sum_dim` one reduction, which fusion merges with its neighbours
+/// (wgpu-check/tests/launches.rs counts them).
+pub(crate) fn norm(x: Tensor<1>) -> Tensor<1> {
     x.square().sum_dim(0).sqrt()
 }
 

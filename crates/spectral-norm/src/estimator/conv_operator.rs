@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 
 use super::{Divided, Estimate, SigmaEstimator};
 use crate::accel::Storage;
-use crate::matrix::{Normalization, divide, normalize};
+use crate::matrix::{Normalization, divide, normalize, sigma_from_product};
 use crate::operator::ConvOperator;
 
 /// σ of `operator` applied with the weight, on one sample.
@@ -72,7 +72,7 @@ impl OperatorNorm {
                 .cast(weight.dtype())
         };
         let (u, v) = (conform(u), conform(v));
-        self.apply(weight, v).mul(u).sum()
+        sigma_from_product(self.apply(weight, v), u)
     }
 }
 
