@@ -290,7 +290,71 @@ pub fn render(rows: &[Row], records: &[Record]) -> String {
                 fmt_opt(ratio(ovh, torch), |r| format!("{r:.3}")),
             );
         }
+        out.push_str(&step_cost_table(&these));
         out.push_str(&operator_table(&these, records));
+    }
+    out
+}
+
+/// What one more power-iteration step costs, per shape: the difference of the SN-alone
+/// medians at the smallest and largest `n` of a shape, per step, beside the floor's price of a
+/// step (one read of W at W's size). On the fast path a step is one fused sweep `Mᵀ(M v)`,
+/// which reads every row twice from the core's side; this shows what that costs against a read.
+fn step_cost_table(rows: &[&Row]) -> String {
+    let mut out = String::new();
+    let mut shapes: Vec<&str> = Vec::new();
+    for row in rows.iter().filter(|row| row.uses == 1) {
+        if !shapes.contains(&row.shape.as_str()) {
+            shapes.push(&row.shape);
+        }
+    }
+    for shape in shapes {
+        let of_shape = || rows.iter().filter(|r| r.shape == shape && r.uses == 1);
+        let (Some(lo), Some(hi)) = (
+            of_shape().min_by_key(|r| r.n),
+            of_shape().max_by_key(|r| r.n),
+        ) else {
+            continue;
+        };
+        if hi.n == lo.n {
+            continue;
+        }
+        let steps = (hi.n - lo.n) as f64;
+        let ours = (hi.sn_train.median_us - lo.sn_train.median_us) / steps;
+        let read = (hi.floor_us - lo.floor_us) / steps;
+        // The widest the difference can be with each median inside its own 95% interval.
+        let range = match (hi.sn_train.ci95_us, lo.sn_train.ci95_us) {
+            (Some([hi_low, hi_high]), Some([lo_low, lo_high])) => {
+                Some([(hi_low - lo_high) / steps, (hi_high - lo_low) / steps])
+            }
+            _ => None,
+        };
+        let costs_time = ours > 0.0 && range.is_none_or(|[low, _]| low > 0.0);
+        if out.is_empty() {
+            out.push_str(
+                "\nOne more power-iteration step: (SN alone at the largest n − at the smallest n) \
+                 / steps, with the range the two medians' 95% intervals allow; the floor prices \
+                 a step as one read of W at its size.\n\n",
+            );
+            out.push_str("| shape | n | ours per step | range | one read of W | ×read |\n");
+            out.push_str("|---|---|---|---|---|---|\n");
+        }
+        let _ = writeln!(
+            out,
+            "| {shape} | {} → {} | {}{} | {} | {} | {} |",
+            lo.n,
+            hi.n,
+            fmt_fine_us(ours),
+            if costs_time { "" } else { " (noise)" },
+            range.map_or_else(
+                || "–".to_string(),
+                |[low, high]| format!("{} – {}", fmt_fine_us(low), fmt_fine_us(high)),
+            ),
+            fmt_fine_us(read),
+            fmt_opt(ratio(ours, Some(read)).filter(|_| costs_time), |r| {
+                format!("{r:.2}")
+            }),
+        );
     }
     out
 }
@@ -422,6 +486,44 @@ mod tests {
         for absent in ["step +ovh", "eval fwd", "bytes past a 64-byte line"] {
             assert!(!table.contains(absent), "{absent}: {table}");
         }
+    }
+
+    /// A shape measured at two `n` gets its per-step cost: the difference of our medians per
+    /// step, with the range their intervals allow, against the floor's difference (one read).
+    #[test]
+    fn one_more_step_is_priced_from_the_two_n_rows() {
+        let mut lo = row(None);
+        lo.sn_train.ci95_us = Some([9.0, 11.0]);
+        let mut hi = lo.clone();
+        hi.n = 5;
+        hi.sn_train.median_us = 50.0;
+        hi.sn_train.ci95_us = Some([47.0, 55.0]);
+        hi.floor_us = 13.0;
+        let table = render(&[lo.clone(), hi.clone()], &[]);
+        // (50 − 10) / 4 = 10 µs within [(47 − 11) / 4, (55 − 9) / 4]; (13 − 5) / 4 = 2 µs.
+        assert!(
+            table.contains("| lin256 | 1 → 5 | 10 µs | 9.00 µs – 12 µs | 2.00 µs | 5.00 |"),
+            "{table}"
+        );
+        // A difference whose range holds 0 is noise, not a step's price.
+        let mut overlapping = hi.clone();
+        overlapping.sn_train.ci95_us = Some([10.5, 55.0]);
+        let table = render(&[lo.clone(), overlapping], &[]);
+        assert!(
+            table.contains("| 10 µs (noise) | −0.12 µs – 12 µs | 2.00 µs | – |"),
+            "{table}"
+        );
+        // So is a negative one, intervals recorded or not.
+        let mut flat = hi;
+        flat.sn_train.median_us = 9.0;
+        flat.sn_train.ci95_us = None;
+        let table = render(&[lo.clone(), flat], &[]);
+        assert!(
+            table.contains("| −0.25 µs (noise) | – | 2.00 µs | – |"),
+            "{table}"
+        );
+        // One n only: nothing to difference.
+        assert!(!render(&[lo], &[]).contains("per step"));
     }
 
     fn step_record(peer: &str, median: f64) -> Record {
