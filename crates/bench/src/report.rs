@@ -296,67 +296,68 @@ pub fn render(rows: &[Row], records: &[Record]) -> String {
     out
 }
 
-/// What one more power-iteration step costs, per shape: the difference of the SN-alone
-/// medians at the smallest and largest `n` of a shape, per step, beside the floor's price of a
-/// step (one read of W at W's size). On the fast path a step is one fused sweep `Mᵀ(M v)`,
-/// which reads every row twice from the core's side; this shows what that costs against a read.
+/// What one more power-iteration step costs, per shape measured at two `n`: the difference of
+/// the SN-alone medians at its smallest and largest `n`, per step, beside the floor's price of
+/// a step (one read of W at W's size). On the fast path a step is one fused sweep `Mᵀ(M v)`,
+/// which loads every element twice; this shows what that costs against a read.
 fn step_cost_table(rows: &[&Row]) -> String {
-    let mut out = String::new();
     let mut shapes: Vec<&str> = Vec::new();
     for row in rows.iter().filter(|row| row.uses == 1) {
         if !shapes.contains(&row.shape.as_str()) {
             shapes.push(&row.shape);
         }
     }
-    for shape in shapes {
-        let of_shape = || rows.iter().filter(|r| r.shape == shape && r.uses == 1);
-        let (Some(lo), Some(hi)) = (
-            of_shape().min_by_key(|r| r.n),
-            of_shape().max_by_key(|r| r.n),
-        ) else {
-            continue;
-        };
-        if hi.n == lo.n {
-            continue;
-        }
-        let steps = (hi.n - lo.n) as f64;
-        let ours = (hi.sn_train.median_us - lo.sn_train.median_us) / steps;
-        let read = (hi.floor_us - lo.floor_us) / steps;
-        // The widest the difference can be with each median inside its own 95% interval.
-        let range = match (hi.sn_train.ci95_us, lo.sn_train.ci95_us) {
-            (Some([hi_low, hi_high]), Some([lo_low, lo_high])) => {
-                Some([(hi_low - lo_high) / steps, (hi_high - lo_low) / steps])
-            }
-            _ => None,
-        };
-        let costs_time = ours > 0.0 && range.is_none_or(|[low, _]| low > 0.0);
-        if out.is_empty() {
-            out.push_str(
-                "\nOne more power-iteration step: (SN alone at the largest n − at the smallest n) \
-                 / steps, with the range the two medians' 95% intervals allow; the floor prices \
-                 a step as one read of W at its size.\n\n",
-            );
-            out.push_str("| shape | n | ours per step | range | one read of W | ×read |\n");
-            out.push_str("|---|---|---|---|---|---|\n");
-        }
-        let _ = writeln!(
-            out,
-            "| {shape} | {} → {} | {}{} | {} | {} | {} |",
-            lo.n,
-            hi.n,
-            fmt_fine_us(ours),
-            if costs_time { "" } else { " (noise)" },
-            range.map_or_else(
-                || "–".to_string(),
-                |[low, high]| format!("{} – {}", fmt_fine_us(low), fmt_fine_us(high)),
-            ),
-            fmt_fine_us(read),
-            fmt_opt(ratio(ours, Some(read)).filter(|_| costs_time), |r| {
-                format!("{r:.2}")
-            }),
-        );
+    let lines: Vec<String> = shapes
+        .into_iter()
+        .filter_map(|shape| {
+            let of_shape = || rows.iter().filter(|r| r.shape == shape && r.uses == 1);
+            let lo = of_shape().min_by_key(|r| r.n)?;
+            let hi = of_shape().max_by_key(|r| r.n)?;
+            (hi.n > lo.n).then(|| step_cost_line(lo, hi))
+        })
+        .collect();
+    if lines.is_empty() {
+        return String::new();
     }
-    out
+    format!(
+        "\nOne more power-iteration step: (SN alone at the largest n − at the smallest n) / \
+         steps, with the range the two medians' 95% intervals allow; the floor prices a step as \
+         one read of W at its size.\n\n\
+         | shape | n | ours per step | range | one read of W | ×read |\n\
+         |---|---|---|---|---|---|\n{}",
+        lines.concat()
+    )
+}
+
+/// One shape's row of [`step_cost_table`], from its rows at a smaller and a larger `n`.
+fn step_cost_line(lo: &Row, hi: &Row) -> String {
+    let steps = (hi.n - lo.n) as f64;
+    let ours = (hi.sn_train.median_us - lo.sn_train.median_us) / steps;
+    let read = (hi.floor_us - lo.floor_us) / steps;
+    // The widest the difference can be with each median inside its own 95% interval.
+    let range = match (hi.sn_train.ci95_us, lo.sn_train.ci95_us) {
+        (Some([hi_low, hi_high]), Some([lo_low, lo_high])) => {
+            Some([(hi_low - lo_high) / steps, (hi_high - lo_low) / steps])
+        }
+        _ => None,
+    };
+    let costs_time = ours > 0.0 && range.is_none_or(|[low, _]| low > 0.0);
+    format!(
+        "| {} | {} → {} | {}{} | {} | {} | {} |\n",
+        hi.shape,
+        lo.n,
+        hi.n,
+        fmt_fine_us(ours),
+        if costs_time { "" } else { " (noise)" },
+        range.map_or_else(
+            || "–".to_string(),
+            |[low, high]| format!("{} – {}", fmt_fine_us(low), fmt_fine_us(high)),
+        ),
+        fmt_fine_us(read),
+        fmt_opt(ratio(ours, Some(read)).filter(|_| costs_time), |r| {
+            format!("{r:.2}")
+        }),
+    )
 }
 
 /// The operator mode (σ as the convolution's operator norm on the benchmark's input size)
