@@ -45,10 +45,15 @@ fn one_use() -> usize {
 
 /// The thread counts of `rows`, in the order they first appear.
 pub fn threads_of(rows: &[Row]) -> Vec<usize> {
-    let mut out: Vec<usize> = Vec::new();
-    for row in rows {
-        if !out.contains(&row.threads) {
-            out.push(row.threads);
+    distinct(rows.iter().map(|row| row.threads))
+}
+
+/// `items` without repeats, in the order they first appear.
+fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
         }
     }
     out
@@ -301,12 +306,7 @@ pub fn render(rows: &[Row], records: &[Record]) -> String {
 /// a step (one read of W at W's size). On the fast path a step is one fused sweep `Mᵀ(M v)`,
 /// which loads every element twice; this shows what that costs against a read.
 fn step_cost_table(rows: &[&Row]) -> String {
-    let mut shapes: Vec<&str> = Vec::new();
-    for row in rows.iter().filter(|row| row.uses == 1) {
-        if !shapes.contains(&row.shape.as_str()) {
-            shapes.push(&row.shape);
-        }
-    }
+    let shapes = distinct(rows.iter().map(|row| row.shape.as_str()));
     let lines: Vec<String> = shapes
         .into_iter()
         .filter_map(|shape| {
