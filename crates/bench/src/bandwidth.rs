@@ -79,6 +79,7 @@ pub fn write_bandwidth_at(bytes: usize) -> f64 {
         chunk.fill(black_box(2.0));
         black_box(&chunk[0]);
     });
+    // A trial fill on a scratch array says whether this CPU can stream at all.
     if !fill_streaming(&mut [0.0; 8], 0.0) {
         return ordinary;
     }
