@@ -62,8 +62,9 @@ fn tensor<const D: usize>(value: &Value, device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(data, shape), device)
 }
 
-/// Eval outputs of the three layers, flattened.
-fn outputs(net: &Net, device: &Device) -> [Vec<f64>; 3] {
+/// Eval outputs of the three layers, flattened, for inputs on the suite's backend.
+fn outputs(net: &Net) -> [Vec<f64>; 3] {
+    let device = &device().inner();
     let inputs = &expected()["inputs"];
     let eval = net.valid();
     [
@@ -84,8 +85,7 @@ fn recorded(framework: &str, layer: &str) -> Vec<f64> {
 }
 
 fn assert_matches_framework(net: &Net, framework: &str) {
-    let device = Device::flex();
-    for (got, layer) in outputs(net, &device).iter().zip(["fc", "conv", "head"]) {
+    for (got, layer) in outputs(net).iter().zip(["fc", "conv", "head"]) {
         let want = recorded(framework, layer);
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(&want) {
@@ -305,10 +305,7 @@ fn a_checkpoint_without_the_vectors_is_refused_loudly() {
 /// relative to each layer's largest recorded output.
 fn worst_relative_error(net: &Net, framework: &str) -> f64 {
     let mut worst = 0f64;
-    for (got, layer) in outputs(net, &Device::flex())
-        .iter()
-        .zip(["fc", "conv", "head"])
-    {
+    for (got, layer) in outputs(net).iter().zip(["fc", "conv", "head"]) {
         let want = recorded(framework, layer);
         let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
         for (g, w) in got.iter().zip(&want) {

@@ -43,7 +43,7 @@ fn dense<const D: usize>(
     input: [usize; D],
     forward: impl Fn(Tensor<D>) -> Tensor<D>,
 ) -> DMatrix<f64> {
-    let device = Device::flex();
+    let device = device().inner();
     let n: usize = input.iter().product();
     let mut columns = Vec::new();
     for i in 0..n {
@@ -86,7 +86,7 @@ fn f64_weight<const D: usize>(param: Tensor<D>) -> Tensor<D> {
 
 #[test]
 fn conv1d_2d_3d_match_the_dense_svd() {
-    let device = Device::flex();
+    let device = device().inner();
     // Conv1d: stride 2, asymmetric padding, dilation 2, groups 2.
     let conv = Conv1dConfig::new(4, 6, 3)
         .with_stride(2)
@@ -144,7 +144,7 @@ fn conv1d_2d_3d_match_the_dense_svd() {
 
 #[test]
 fn transposed_convolutions_match_the_dense_svd() {
-    let device = Device::flex();
+    let device = device().inner();
     let t1 = ConvTranspose1dConfig::new([4, 6], 3)
         .with_stride(2)
         .with_padding(1)
@@ -200,7 +200,7 @@ fn transposed_convolutions_match_the_dense_svd() {
 #[test]
 fn deform_conv2d_regular_part_matches_the_dense_svd() {
     use spectral_norm::ConvLayer;
-    let device = Device::flex();
+    let device = device().inner();
     let deform = DeformConv2dConfig::new([4, 2], [3, 3])
         .with_stride([2, 1])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -229,7 +229,7 @@ fn deform_conv2d_regular_part_matches_the_dense_svd() {
 /// 8×8 input with padding 1 (the reason the operator mode exists).
 #[test]
 fn the_operator_norm_is_not_the_matrix_views() {
-    let device = Device::flex();
+    let device = device().inner();
     let weight = f64_tensor(pseudo_random(4 * 2 * 9, 5), [4, 2, 3, 3], &device);
     let op = ConvOperator::conv(vec![8, 8]).with_padding(vec![(1, 1); 2]);
     let operator = conv_operator_norm(weight.clone(), &op, 1e-12, 50_000)
@@ -244,7 +244,7 @@ fn the_operator_norm_is_not_the_matrix_views() {
 
 #[test]
 fn geometry_that_does_not_fit_is_a_typed_error() {
-    let device = Device::flex();
+    let device = device().inner();
     let weight = f64_tensor(pseudo_random(4 * 2 * 9, 6), [4, 2, 3, 3], &device);
     let refused = |op: ConvOperator| {
         matches!(
@@ -294,7 +294,7 @@ fn f64_conv(device: &Device, stride: usize) -> Conv2d {
 #[test]
 fn operator_mode_normalizes_the_operator_norm() {
     use spectral_norm::{SpectralNormConfig, inspect, remove_spectral_norm, spectral_norm_conv};
-    let device = Device::flex().autodiff();
+    let device = device();
     for stride in [1, 2] {
         let conv = f64_conv(&device, stride);
         let sn = SpectralNormConfig::new().with_n_power_iterations(10);
@@ -379,7 +379,7 @@ fn operator_gradient_check(target: Option<(f64, bool, bool)>) {
     use spectral_norm::{
         SpectralNorm, SpectralNormConfig, set_power_iteration, spectral_norm_conv,
     };
-    let device = Device::flex().autodiff();
+    let device = device();
     let layer = f64_conv(&device, 2);
     let conv = spectral_norm_conv(&layer, vec![5, 5], &SpectralNormConfig::new()).unwrap();
     let _ = conv.weight.val(); // one training use: u, v from the iteration
@@ -390,7 +390,7 @@ fn operator_gradient_check(target: Option<(f64, bool, bool)>) {
     let g = pseudo_random(w.len(), 21);
     let shape = [3, 2, 3, 3];
 
-    let plain = Device::flex();
+    let plain = device.clone().inner();
     let reference = conv.valid();
     let sigma_of = |w: &[f64]| -> f64 {
         let weight = f64_tensor(w.to_vec(), shape, &plain);
@@ -460,7 +460,7 @@ fn operator_gradient_check(target: Option<(f64, bool, bool)>) {
 fn operator_mode_refuses_what_does_not_fit() {
     use burn::nn::LinearConfig;
     use spectral_norm::{SpectralNormConfig, spectral_norm_conv, spectral_norm_operator};
-    let device = Device::flex().autodiff();
+    let device = device();
     let sn = SpectralNormConfig::new();
     let conv = f64_conv(&device, 1);
     let refused =
@@ -485,7 +485,7 @@ fn operator_mode_refuses_what_does_not_fit() {
 #[test]
 fn operator_mode_vectors_round_trip_through_records() {
     use spectral_norm::{SpectralNormConfig, inspect, spectral_norm_conv};
-    let device = Device::flex().autodiff();
+    let device = device();
     let sn = SpectralNormConfig::new();
     let trained = spectral_norm_conv(&f64_conv(&device, 2), vec![5, 5], &sn).unwrap();
     for _ in 0..3 {
@@ -513,7 +513,7 @@ fn the_product_of_certified_bounds_bounds_a_networks_lipschitz_constant() {
     use spectral_norm::{
         ConvLayer, FeedForwardBound, SpectralNormConfig, inspect, spectral_norm, spectral_norm_conv,
     };
-    let device = Device::flex().autodiff();
+    let device = device();
     let sn = SpectralNormConfig::new().with_n_power_iterations(5);
     let first = Conv2dConfig::new([2, 4], [3, 3])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -561,7 +561,7 @@ fn the_product_of_certified_bounds_bounds_a_networks_lipschitz_constant() {
         .unwrap();
     let bound = net.bound();
     assert!(bound < 1.3, "three normalized layers: {bound}");
-    let plain = Device::flex();
+    let plain = device.clone().inner();
     let f = |x: Tensor<4>| {
         let features = relu(second.forward(relu(first.forward(x))));
         head.forward(features.flatten::<2>(1, 3))
@@ -586,7 +586,7 @@ fn the_product_of_certified_bounds_bounds_a_networks_lipschitz_constant() {
 #[test]
 fn operator_mode_warm_up_converges_at_attach() {
     use spectral_norm::{SpectralNormConfig, inspect, spectral_norm_conv};
-    let device = Device::flex().autodiff();
+    let device = device();
     let conv = f64_conv(&device, 1);
     let sn = SpectralNormConfig::new().with_warmup_iterations(3_000);
     let normalized = spectral_norm_conv(&conv, vec![6, 6], &sn).unwrap();
