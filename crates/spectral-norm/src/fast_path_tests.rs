@@ -274,10 +274,6 @@ fn backward_of_an_earlier_use_matches_the_generic_path() {
 /// `W / σ` starts on a cache line in training and in eval, whatever the weight's own offset.
 #[test]
 fn outputs_start_on_a_cache_line() {
-    let address = |t: Tensor<4>| {
-        let primitive = t.try_into_primitive::<burn::backend::Flex>().unwrap();
-        primitive.bytes().as_ptr() as usize + primitive.layout().start_offset() * 4
-    };
     let shape = [8, 3, 3, 3];
     let values = pseudo_random(216, 7);
     for device in [Device::flex().autodiff(), Device::flex()] {
@@ -398,6 +394,99 @@ fn optimizer_steps_keep_the_output_storage() {
     let slow = values(generic_only(|| frozen.weight.val()));
     assert_close(&fast, &slow, 2e-6, "W/σ after optimizer steps");
     assert_eq!(layer.num_params(), 24 * 16 + 16 + 16 + 24);
+}
+
+/// Where `tensor`'s first element lies.
+fn address<const D: usize>(tensor: Tensor<D>) -> usize {
+    let primitive = tensor
+        .without_autodiff()
+        .try_into_primitive::<burn::backend::Flex>()
+        .unwrap();
+    primitive.bytes().as_ptr() as usize + primitive.layout().start_offset() * 4
+}
+
+/// Attaching gives W storage of its own on a cache line (a weight of Burn's own starts 16 bytes
+/// past one when it is large), with the same values and id and still trainable; the user's
+/// layer keeps its weight where it was; and Burn's optimizers update W in place, so it stays
+/// on the line through training.
+#[test]
+fn attaching_moves_the_weight_onto_a_cache_line_where_training_keeps_it() {
+    use burn::module::Module;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
+
+    let device = Device::flex().autodiff();
+    let plain = LinearConfig::new(256, 128).init(&device);
+    let original = (address(plain.weight.val()), values(plain.weight.val()));
+    assert_ne!(
+        original.0 % CACHE_LINE,
+        0,
+        "Burn's own weight is off a line here"
+    );
+    let layer: Linear = crate::spectral_norm(&plain, &crate::SpectralNormConfig::new()).unwrap();
+    let moved = address(layer.weight.base());
+    assert_eq!(moved % CACHE_LINE, 0);
+    assert_eq!(values(layer.weight.base()), original.1);
+    assert_eq!(layer.weight.id, plain.weight.id);
+    assert!(layer.weight.base().is_require_grad());
+    assert_eq!(
+        (address(plain.weight.val()), values(plain.weight.val())),
+        original,
+        "the user's layer is left as it was"
+    );
+
+    let x = tensor(pseudo_random(4 * 256, 13), [4, 256], DType::F32, &device);
+    let grads = |layer: &Linear| {
+        let grads = layer.forward(x.clone()).square().sum().backward();
+        GradientsParams::from_grads(grads, layer)
+    };
+    let mut adam = AdamConfig::new().init();
+    let mut sgd = SgdConfig::new().init();
+    let mut layer = layer;
+    for _ in 0..2 {
+        let g = grads(&layer);
+        layer = adam.step(1e-3, layer, g);
+        let g = grads(&layer);
+        layer = sgd.step(1e-3, layer, g);
+    }
+    assert_ne!(
+        values(layer.weight.base()),
+        original.1,
+        "the steps trained W"
+    );
+    assert_eq!(address(layer.weight.base()), moved, "updated in place");
+
+    // A record loaded into a normalized layer lands on a line too.
+    let trained = values(layer.weight.base());
+    let fresh: Linear = crate::spectral_norm(&plain, &crate::SpectralNormConfig::new()).unwrap();
+    let loaded = fresh.load_record(layer.into_record());
+    assert_eq!(values(loaded.weight.base()), trained);
+    assert_eq!(
+        address(loaded.weight.base()) % CACHE_LINE,
+        0,
+        "loaded onto a line"
+    );
+    assert!(loaded.weight.base().is_require_grad());
+}
+
+/// A load mapper that the weight had before spectral norm was attached still runs on load,
+/// before the move onto a cache line.
+#[test]
+fn a_weights_own_load_mapper_still_runs() {
+    use burn::module::Module;
+    use burn::nn::{Linear, LinearConfig};
+
+    let device = Device::flex().autodiff();
+    let mut plain = LinearConfig::new(256, 128).init(&device);
+    let config = crate::SpectralNormConfig::new();
+    let record = crate::spectral_norm(&plain, &config).unwrap().into_record();
+    let saved = values(plain.weight.val());
+    plain.weight = plain.weight.load_mapper(|weight| weight * 2.0);
+    let layer: Linear = crate::spectral_norm(&plain, &config).unwrap();
+    let loaded = layer.load_record(record);
+    let doubled: Vec<f64> = saved.iter().map(|x| x * 2.0).collect();
+    assert_eq!(values(loaded.weight.base()), doubled);
+    assert_eq!(address(loaded.weight.base()) % CACHE_LINE, 0);
 }
 
 /// Finite entries within `tolerance` of the reference (relative to its largest finite entry);

@@ -155,6 +155,37 @@ fn divide_as<T: Real, const D: usize>(
     Some((result, handle))
 }
 
+/// `weight` copied into storage that starts on a cache line (see `aligned`), on the same
+/// device, with the same autodiff and gradient requirement: the sweeps over a Linear or conv
+/// weight at 16 bytes past a line (where Burn's large allocations start) took 5–8% longer
+/// than over the same values on a line. `None` where there is nothing to gain or it cannot
+/// be done alike: not a whole contiguous f32/f64 Flex tensor, or already on a line.
+pub(crate) fn on_cache_line<const D: usize>(weight: &Tensor<D>) -> Option<Tensor<D>> {
+    let inner = flex(weight)?;
+    let on_line = (inner.bytes().as_ptr() as usize).is_multiple_of(aligned::CACHE_LINE);
+    let whole = inner.is_contiguous() && inner.layout().start_offset() == 0;
+    if on_line || !whole || inner.layout().num_elements() == 0 {
+        return None;
+    }
+    let copy = match inner.dtype() {
+        DType::F32 => copy_on_line::<f32>(&inner),
+        DType::F64 => copy_on_line::<f64>(&inner),
+        _ => return None,
+    };
+    let mut moved = Tensor::from_primitive::<Flex>(copy);
+    if weight.is_autodiff() {
+        moved = moved.autodiff().set_require_grad(weight.is_require_grad());
+    }
+    (moved.device() == weight.device()).then_some(moved)
+}
+
+fn copy_on_line<T: Real>(tensor: &FlexTensor) -> FlexTensor {
+    let values = &tensor.storage::<T>()[..tensor.layout().num_elements()];
+    let mut copy = aligned::zeros(tensor.layout().shape().clone(), tensor.dtype());
+    copy.storage_mut::<T>()[..values.len()].copy_from_slice(values);
+    copy
+}
+
 /// The Flex tensor under `tensor` (autodiff or not).
 pub(crate) fn flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
     tensor
