@@ -11,7 +11,7 @@
 use core::num::NonZeroUsize;
 use core::ops::Range;
 
-use super::parallel::{concat, map_ranges, ranges, sum_parts};
+use super::parallel::{Part, Team, concat, ranges, sum_parts, with_team};
 use super::real::Real;
 use super::simd::{axpy, axpy_loop, axpy4_loop, dot, dot_lanes, dot4_lanes, four_rows, with_avx2};
 use super::view::View;
@@ -64,74 +64,120 @@ fn stored_rows<T>(w: &[T], view: View, range: Range<usize>) -> &[T] {
     &w[range.start * view.cols()..range.end * view.cols()]
 }
 
+/// The ranges that the sweeps over `w` are split into: blocks `W[o]` for `outer > 1`, rows of
+/// `M` for `outer = 1`.
+fn split(view: View, len: usize) -> Vec<Range<usize>> {
+    ranges(
+        if view.outer > 1 {
+            view.outer
+        } else {
+            view.rows
+        },
+        len,
+    )
+}
+
 /// `y = M x`.
 pub(crate) fn m_vec<T: Real>(w: &[T], view: View, x: &[T]) -> Vec<T> {
-    if view.outer == 1 {
-        let parts = map_ranges(ranges(view.rows, w.len()), |range| {
+    with_team(split(view, w.len()), |team| {
+        Sweeps { w, view, team }.m_vec(x)
+    })
+}
+
+/// The sweeps over one weight, each split across the same team.
+struct Sweeps<'a, 't, T> {
+    w: &'a [T],
+    view: View,
+    team: &'t Team<'a, T>,
+}
+
+impl<'a, T: Real> Sweeps<'a, '_, T> {
+    /// `y = M x`.
+    fn m_vec(&self, x: &[T]) -> Vec<T> {
+        let (w, view, x) = (self.w, self.view, x.to_vec());
+        if view.outer == 1 {
+            let parts = self.team.map(move |range| {
+                let mut y = vec![T::default(); range.len()];
+                dot_rows(stored_rows(w, view, range), view.cols(), &x, &mut y);
+                (y, Vec::new())
+            });
+            return concat(firsts(parts));
+        }
+        let parts = self.team.map(move |range| {
+            let mut y = vec![T::default(); view.rows];
+            for (block, o) in blocks(w, view, range.clone()).zip(range) {
+                let x_o = &x[o * view.inner..(o + 1) * view.inner];
+                block_vec(block, view.inner, x_o, &mut y);
+            }
+            (y, Vec::new())
+        });
+        sum_parts(firsts(parts))
+    }
+
+    /// `z = Mᵀ x`.
+    fn mt_vec(&self, x: &[T]) -> Vec<T> {
+        let (w, view, x) = (self.w, self.view, x.to_vec());
+        if view.outer == 1 {
+            let parts = self.team.map(move |range| {
+                let mut z = vec![T::default(); view.cols()];
+                axpy_rows(
+                    stored_rows(w, view, range.clone()),
+                    view.cols(),
+                    &x[range],
+                    &mut z,
+                );
+                (z, Vec::new())
+            });
+            return sum_parts(firsts(parts));
+        }
+        let parts = self.team.map(move |range| {
+            let mut z = vec![T::default(); range.len() * view.inner];
+            for (block, z_o) in blocks(w, view, range).zip(z.chunks_exact_mut(view.inner)) {
+                block_t_vec(block, view.inner, &x, z_o);
+            }
+            (z, Vec::new())
+        });
+        concat(firsts(parts))
+    }
+
+    /// For `outer > 1`: `z = Mᵀ x` and `y = M z`, each block read while in cache.
+    fn mt_then_m(&self, x: &[T]) -> (Vec<T>, Vec<T>) {
+        let (w, view, x) = (self.w, self.view, x.to_vec());
+        let parts = self.team.map(move |range| {
+            let mut z = vec![T::default(); range.len() * view.inner];
+            let mut y = vec![T::default(); view.rows];
+            if view.inner == 1 {
+                let stored = &w[range.start * view.rows..range.end * view.rows];
+                sweep_stored_rows(stored, view.rows, &x, &mut z, &mut y);
+                return (z, y);
+            }
+            for (block, z_o) in blocks(w, view, range).zip(z.chunks_exact_mut(view.inner)) {
+                block_t_vec(block, view.inner, &x, z_o);
+                block_vec(block, view.inner, z_o, &mut y);
+            }
+            (z, y)
+        });
+        let (z, y): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+        (concat(z), sum_parts(y))
+    }
+
+    /// For `outer = 1`: `y = M x` and `z = Mᵀ y`, each row read while in cache.
+    fn m_then_mt(&self, x: &[T]) -> (Vec<T>, Vec<T>) {
+        let (w, view, x) = (self.w, self.view, x.to_vec());
+        let parts = self.team.map(move |range| {
             let mut y = vec![T::default(); range.len()];
-            dot_rows(stored_rows(w, view, range), view.cols(), x, &mut y);
-            y
-        });
-        return concat(parts);
-    }
-    let parts = map_ranges(ranges(view.outer, w.len()), |range| {
-        let mut y = vec![T::default(); view.rows];
-        for (block, o) in blocks(w, view, range.clone()).zip(range) {
-            block_vec(
-                block,
-                view.inner,
-                &x[o * view.inner..(o + 1) * view.inner],
-                &mut y,
-            );
-        }
-        y
-    });
-    sum_parts(parts)
-}
-
-/// `z = Mᵀ x`.
-pub(crate) fn mt_vec<T: Real>(w: &[T], view: View, x: &[T]) -> Vec<T> {
-    if view.outer == 1 {
-        let parts = map_ranges(ranges(view.rows, w.len()), |range| {
             let mut z = vec![T::default(); view.cols()];
-            axpy_rows(
-                stored_rows(w, view, range.clone()),
-                view.cols(),
-                &x[range],
-                &mut z,
-            );
-            z
+            sweep_stored_rows(stored_rows(w, view, range), view.cols(), &x, &mut y, &mut z);
+            (y, z)
         });
-        return sum_parts(parts);
+        let (y, z): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+        (concat(y), sum_parts(z))
     }
-    let parts = map_ranges(ranges(view.outer, w.len()), |range| {
-        let mut z = vec![T::default(); range.len() * view.inner];
-        for (block, z_o) in blocks(w, view, range).zip(z.chunks_exact_mut(view.inner)) {
-            block_t_vec(block, view.inner, x, z_o);
-        }
-        z
-    });
-    concat(parts)
 }
 
-/// For `outer > 1`: `z = Mᵀ x` and `y = M z`, each block read while in cache.
-fn mt_then_m<T: Real>(w: &[T], view: View, x: &[T]) -> (Vec<T>, Vec<T>) {
-    let parts = map_ranges(ranges(view.outer, w.len()), |range| {
-        let mut z = vec![T::default(); range.len() * view.inner];
-        let mut y = vec![T::default(); view.rows];
-        if view.inner == 1 {
-            let stored = &w[range.start * view.rows..range.end * view.rows];
-            sweep_stored_rows(stored, view.rows, x, &mut z, &mut y);
-            return (z, y);
-        }
-        for (block, z_o) in blocks(w, view, range).zip(z.chunks_exact_mut(view.inner)) {
-            block_t_vec(block, view.inner, x, z_o);
-            block_vec(block, view.inner, z_o, &mut y);
-        }
-        (z, y)
-    });
-    let (z, y): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
-    (concat(z), sum_parts(y))
+/// The first vector of each part.
+fn firsts<T>(parts: Vec<Part<T>>) -> Vec<Vec<T>> {
+    parts.into_iter().map(|(first, _)| first).collect()
 }
 
 with_avx2! {
@@ -196,18 +242,6 @@ fn axpy_rows_loop<T: Real>(stored: &[T], len: usize, x: &[T], z: &mut [T]) {
     }
 }
 
-/// For `outer = 1`: `y = M x` and `z = Mᵀ y`, each row read while in cache.
-fn m_then_mt<T: Real>(w: &[T], view: View, x: &[T]) -> (Vec<T>, Vec<T>) {
-    let parts = map_ranges(ranges(view.rows, w.len()), |range| {
-        let mut y = vec![T::default(); range.len()];
-        let mut z = vec![T::default(); view.cols()];
-        sweep_stored_rows(stored_rows(w, view, range), view.cols(), x, &mut y, &mut z);
-        (y, z)
-    });
-    let (y, z): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
-    (concat(y), sum_parts(z))
-}
-
 /// Whether `product / by`, the fused sweep's `A (x · by) / by`, is what the unfused `A x` gives
 /// up to rounding: true unless the scale overflowed (`by` infinite or NaN, where Paddle's
 /// `x = z / ‖z‖` is 0 and `A x` is 0, not `inf / inf`) or the unscaled product did (`inf`
@@ -234,16 +268,18 @@ pub(crate) fn power_iterate<T: Real>(
     iterations: NonZeroUsize,
     eps: T,
 ) -> Estimate<T> {
-    if view.outer > 1 {
-        iterate_blocks(w, view, u.to_vec(), iterations, eps)
-    } else {
-        iterate_rows(w, view, u, iterations, eps)
-    }
+    with_team(split(view, w.len()), |team| {
+        let sweeps = Sweeps { w, view, team };
+        if view.outer > 1 {
+            iterate_blocks(&sweeps, u.to_vec(), iterations, eps)
+        } else {
+            iterate_rows(&sweeps, u, iterations, eps)
+        }
+    })
 }
 
 fn iterate_blocks<T: Real>(
-    w: &[T],
-    view: View,
+    sweeps: &Sweeps<'_, '_, T>,
     mut u: Vec<T>,
     iterations: NonZeroUsize,
     eps: T,
@@ -251,7 +287,7 @@ fn iterate_blocks<T: Real>(
     let mut v = Vec::new();
     let mut mv = Vec::new();
     for _ in 0..iterations.get() {
-        let (z, y) = mt_then_m(w, view, &u);
+        let (z, y) = sweeps.mt_then_m(&u);
         let d = denominator(&z, eps);
         v = z;
         divide_all(&mut v, d);
@@ -260,7 +296,7 @@ fn iterate_blocks<T: Real>(
             divide_all(&mut mv, d);
             mv
         } else {
-            m_vec(w, view, &v)
+            sweeps.m_vec(&v)
         };
         u = mv.clone();
         divide_all(&mut u, denominator(&mv, eps));
@@ -270,31 +306,30 @@ fn iterate_blocks<T: Real>(
 }
 
 fn iterate_rows<T: Real>(
-    w: &[T],
-    view: View,
+    sweeps: &Sweeps<'_, '_, T>,
     u0: &[T],
     iterations: NonZeroUsize,
     eps: T,
 ) -> Estimate<T> {
-    let mut v = mt_vec(w, view, u0);
+    let mut v = sweeps.mt_vec(u0);
     let d = denominator(&v, eps);
     divide_all(&mut v, d);
     // Every step but the last fuses its `M v` with the next step's `Mᵀu`.
     for _ in 1..iterations.get() {
-        let (mut y, mut z) = m_then_mt(w, view, &v);
+        let (mut y, mut z) = sweeps.m_then_mt(&v);
         // z = Mᵀ y = ‖·‖-scaled Mᵀu for u = y / max(‖y‖, eps).
         let dy = denominator(&y, eps);
         if fused_is_exact(&z, dy) {
             divide_all(&mut z, dy);
         } else {
             divide_all(&mut y, dy);
-            z = mt_vec(w, view, &y);
+            z = sweeps.mt_vec(&y);
         }
         let d = denominator(&z, eps);
         v = z;
         divide_all(&mut v, d);
     }
-    let mv = m_vec(w, view, &v);
+    let mv = sweeps.m_vec(&v);
     let mut u = mv.clone();
     divide_all(&mut u, denominator(&mv, eps));
     let sigma = dot(&u, &mv);
