@@ -240,6 +240,13 @@ mod tests {
             .expect("the team returned")
     }
 
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    }
+
     fn cut(units: usize, parts: usize) -> Vec<Range<usize>> {
         (0..parts)
             .map(|i| units * i / parts..units * (i + 1) / parts)
@@ -253,10 +260,7 @@ mod tests {
     fn every_round_returns_each_ranges_part_in_range_order() {
         within_a_minute(|| {
             for threads in 2..=5 {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
+                let pool = pool(threads);
                 for parts in 2..=threads {
                     let ranges = cut(1000, parts);
                     let got = pool.install(|| {
@@ -293,10 +297,7 @@ mod tests {
     #[test]
     fn a_busy_pool_leaves_the_caller_to_run_every_range() {
         let parts = within_a_minute(|| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .build()
-                .unwrap();
+            let pool = pool(2);
             let done = Arc::new(AtomicBool::new(false));
             let busy = Arc::clone(&done);
             pool.spawn(move || {
@@ -326,10 +327,7 @@ mod tests {
     #[test]
     fn a_panicking_job_panics_the_caller_instead_of_hanging() {
         let outcome = within_a_minute(|| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .build()
-                .unwrap();
+            let pool = pool(2);
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 pool.install(|| {
                     with_team(cut(10, 2), |team| {

@@ -6,7 +6,8 @@
 //! once its contribution `W[o] z_o` to `M z`; for `outer = 1` a row of `M` yields `(M x)_j` and
 //! at once its contribution to `Mᵀ(M x)`. Normalizing by a scalar commutes with the next
 //! product, so it is applied afterwards. Norms are plain sums of squares in the element type,
-//! overflowing where Paddle's do.
+//! overflowing where Paddle's do. All the sweeps of one power iteration are split across one
+//! [`Team`] of threads.
 
 use core::num::NonZeroUsize;
 use core::ops::Range;
