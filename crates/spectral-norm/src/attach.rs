@@ -32,7 +32,7 @@ use crate::target::NormTarget;
 /// power-iteration steps run on the weight (none by default, as in Paddle).
 ///
 /// On Flex, a weight that does not start on a cache line is copied into storage that does
-/// (the fast path's sweeps over it take 3–8% less time there), so the new module's weight no
+/// (the fast path's training uses took 3–8% less time there), so the new module's weight no
 /// longer shares storage with `module`'s: the copy that Burn's first optimizer step would
 /// otherwise make of a shared weight is made here instead.
 ///
