@@ -158,8 +158,8 @@ fn divide_as<T: Real, const D: usize>(
 /// `weight` copied into storage that starts on a cache line (see `aligned`), on the same
 /// device, with the same autodiff and gradient requirement: a training use of a Linear or conv
 /// weight 16 bytes past a line (where Burn's large allocations start) took 5–8% longer than of
-/// the same values on a line (1 thread, 2026-12-08). `None` where there is nothing to gain or it cannot
-/// be done alike: not a whole contiguous f32/f64 Flex tensor, or already on a line.
+/// the same values on a line (1 thread, 2026-12-08). `None` where there is nothing to gain or
+/// it cannot be done alike: not a whole contiguous f32/f64 Flex tensor, or already on a line.
 pub(crate) fn on_cache_line<const D: usize>(weight: &Tensor<D>) -> Option<Tensor<D>> {
     let inner = flex(weight)?;
     let on_line = (inner.bytes().as_ptr() as usize).is_multiple_of(aligned::CACHE_LINE);

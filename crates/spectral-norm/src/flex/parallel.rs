@@ -21,6 +21,11 @@ pub(crate) fn ranges(units: usize, work: usize) -> Vec<Range<usize>> {
     } else {
         1
     };
+    cut(units, parts)
+}
+
+/// `0..units` cut into `parts` contiguous ranges of nearly equal length.
+fn cut(units: usize, parts: usize) -> Vec<Range<usize>> {
     (0..parts)
         .map(|i| units * i / parts..units * (i + 1) / parts)
         .collect()
@@ -245,12 +250,6 @@ mod tests {
             .num_threads(threads)
             .build()
             .unwrap()
-    }
-
-    fn cut(units: usize, parts: usize) -> Vec<Range<usize>> {
-        (0..parts)
-            .map(|i| units * i / parts..units * (i + 1) / parts)
-            .collect()
     }
 
     /// Round after round, each part is what the job gives for its range, in range order,
